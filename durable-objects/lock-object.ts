@@ -1,0 +1,125 @@
+/**
+ * The Durable Object around one lock: it loads the state once, applies commands through the pure state
+ * machine, writes the new state before anything is answered, keeps the alarm at the next deadline, and
+ * answers parked long-poll requests when the machine grants them. It holds no lock rules of its own.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { AcquireCommand, Command, LeaseRecord, LockState, Outcome } from "./lock-state.ts";
+import { EMPTY_STATE, nextDeadline, permitsInUse, transition, waitTimedOut } from "./lock-state.ts";
+import { load, save } from "./storage.ts";
+
+export type AcquireOutcome =
+  | Extract<Outcome, { kind: "granted" | "rejected" }>
+  | { readonly kind: "rejected"; readonly code: "wait_cancelled" };
+
+interface Parked {
+  resolve: (outcome: AcquireOutcome) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export interface LockSnapshot {
+  readonly limit: number;
+  readonly lastToken: number;
+  readonly waiters: number;
+  readonly permitsInUse: number;
+  readonly delayUntil: number;
+  readonly holders: readonly LeaseRecord[];
+}
+
+export class LockObject extends DurableObject<Env> {
+  #state: LockState = EMPTY_STATE;
+  #alarmAt: number | null = null;
+  /** Requests held open for a grant, by leaseId. The queue itself lives in the state, in storage. */
+  readonly #parked = new Map<string, Parked>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.#state = load(ctx.storage.sql);
+      this.#alarmAt = await ctx.storage.getAlarm();
+      this.#syncAlarm();
+    });
+  }
+
+  async acquire(command: Omit<AcquireCommand, "type">): Promise<AcquireOutcome> {
+    const outcome = this.#apply({ type: "acquire", ...command });
+    if (outcome.kind === "granted" || outcome.kind === "rejected") return outcome;
+    if (outcome.kind !== "queued") throw new Error(`acquire answered ${outcome.kind}`);
+    const { leaseId, waitUntil } = outcome;
+    // A re-poll while an older request for the same leaseId is still parked replaces that request.
+    this.#settle(leaseId, waitTimedOut(this.#state, leaseId, Date.now()));
+    const { promise, resolve } = Promise.withResolvers<AcquireOutcome>();
+    const timer = setTimeout(
+      () => {
+        this.#parked.delete(leaseId);
+        resolve(waitTimedOut(this.#state, leaseId, Date.now()));
+      },
+      Math.max(0, waitUntil - Date.now()) + 1,
+    );
+    this.#parked.set(leaseId, { resolve, timer });
+    return promise;
+  }
+
+  renew(leaseId: string, ttlMs: number | null, mode: "shared" | "exclusive" | null): Outcome {
+    return this.#apply({ type: "renew", leaseId, ttlMs, mode });
+  }
+
+  release(leaseId: string): Outcome {
+    return this.#apply({ type: "release", leaseId });
+  }
+
+  forceRelease(): Outcome {
+    return this.#apply({ type: "forceRelease" });
+  }
+
+  inspect(): LockSnapshot {
+    this.#apply({ type: "tick" });
+    const s = this.#state;
+    return {
+      limit: s.limit,
+      lastToken: s.lastToken,
+      waiters: s.queue.length,
+      permitsInUse: permitsInUse(s),
+      delayUntil: s.delayUntil,
+      holders: s.holders,
+    };
+  }
+
+  override async alarm(): Promise<void> {
+    // The alarm that woke us is spent; `tick` re-reads the state, so early, late or repeated alarms are harmless.
+    this.#alarmAt = null;
+    this.#apply({ type: "tick" });
+  }
+
+  #apply(command: Command): Outcome {
+    const before = this.#state;
+    const step = transition(before, command, Date.now());
+    this.ctx.storage.transactionSync(() => save(this.ctx.storage.sql, before, step.state));
+    this.#state = step.state;
+    this.#syncAlarm();
+    for (const lease of step.effects.granted) {
+      this.#settle(lease.leaseId, { kind: "granted", lease, limit: step.state.limit });
+    }
+    for (const leaseId of step.effects.cancelled) {
+      this.#settle(leaseId, { kind: "rejected", code: "wait_cancelled" });
+    }
+    return step.outcome;
+  }
+
+  #settle(leaseId: string, outcome: AcquireOutcome): void {
+    const parked = this.#parked.get(leaseId);
+    if (parked === undefined) return;
+    this.#parked.delete(leaseId);
+    clearTimeout(parked.timer);
+    parked.resolve(outcome);
+  }
+
+  /** Keeps the one alarm at the state's next deadline. Not awaited: the output gate holds replies until it is stored. */
+  #syncAlarm(): void {
+    const next = nextDeadline(this.#state);
+    if (next === this.#alarmAt) return;
+    this.#alarmAt = next;
+    if (next === null) void this.ctx.storage.deleteAlarm();
+    else void this.ctx.storage.setAlarm(next);
+  }
+}

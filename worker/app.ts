@@ -1,0 +1,264 @@
+/**
+ * The HTTP API v1 as Hono routes: check the name and body, call the lock object over RPC, and map its
+ * outcome to a response. No lock rules live here; see durable-objects/lock-state.ts.
+ */
+import { type Context, Hono } from "hono";
+import type { z } from "zod";
+import type { HolderView, Lease, LockView } from "../client/src/protocol.ts";
+import { LOCK_NAME_PATTERN, MAX_BODY_BYTES } from "../client/src/protocol.ts";
+import type { AcquireOutcome, LockObject } from "../durable-objects/lock-object.ts";
+import type { LeaseRecord, Outcome } from "../durable-objects/lock-state.ts";
+import { ProblemError, problem } from "./problem.ts";
+import { acquireSchema, describeIssue, releaseSchema, renewSchema } from "./schemas.ts";
+
+type AppEnv = { Bindings: Env };
+
+export const app = new Hono<AppEnv>();
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+
+app.post("/v1/locks/:name/acquire", async (c) => {
+  const name = lockName(c);
+  const body = await readBody(c, acquireSchema);
+  const outcome = await callLock(c, name, (lock) =>
+    lock.acquire({
+      leaseId: body.leaseId ?? newLeaseId(),
+      owner: body.owner ?? null,
+      ttlMs: body.ttlMs,
+      waitMs: body.waitMs,
+      mode: body.mode,
+      limit: body.limit ?? null,
+      permits: body.permits,
+      reentrant: body.reentrant,
+      lockDelayMs: body.lockDelayMs,
+    }),
+  );
+  return answer(name, outcome);
+});
+
+app.post("/v1/locks/:name/renew", async (c) => {
+  const name = lockName(c);
+  const body = await readBody(c, renewSchema);
+  const outcome = await callLock(c, name, (lock) =>
+    lock.renew(body.leaseId, body.ttlMs ?? null, body.mode ?? null),
+  );
+  return answer(name, outcome);
+});
+
+app.post("/v1/locks/:name/release", async (c) => {
+  const name = lockName(c);
+  const body = await readBody(c, releaseSchema);
+  const outcome = await callLock(c, name, (lock) => lock.release(body.leaseId));
+  return answer(name, outcome);
+});
+
+app.get("/v1/locks/:name", async (c) => {
+  const name = lockName(c);
+  const snap = await callLock(c, name, (lock) => lock.inspect());
+  const now = Date.now();
+  const view: LockView = {
+    name,
+    held: snap.holders.length > 0,
+    kind: snap.limit > 1 ? "semaphore" : snap.holders.some((h) => h.mode === "shared") ? "rwlock" : "mutex",
+    holders: snap.holders.map(holderView),
+    waiters: snap.waiters,
+    lastToken: snap.lastToken,
+    limit: snap.limit,
+    permitsInUse: snap.permitsInUse,
+    lockDelayUntil: snap.delayUntil > now ? snap.delayUntil : null,
+  };
+  return Response.json(view);
+});
+
+const ROUTES: [RegExp, string][] = [
+  [/^\/v1\/locks\/[^/]+\/(acquire|renew|release)$/, "POST"],
+  [/^\/v1\/locks\/[^/]+$/, "GET"],
+  [/^\/healthz$/, "GET"],
+];
+
+app.notFound((c) => {
+  const allowed = ROUTES.find(([re]) => re.test(c.req.path))?.[1];
+  if (allowed !== undefined) {
+    return problem("method_not_allowed", `${c.req.method} is not allowed here; use ${allowed}`, {
+      headers: { allow: allowed },
+    });
+  }
+  return problem("not_found", `no route for ${c.req.method} ${c.req.path}`);
+});
+
+app.onError((err, c) => {
+  if (err instanceof ProblemError) return err.getResponse();
+  console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
+  return problem(
+    "internal",
+    "the server failed to handle this request; it changed nothing it could not keep",
+  );
+});
+
+function lockName(c: Context<AppEnv>): string {
+  const name = c.req.param("name") ?? "";
+  if (!LOCK_NAME_PATTERN.test(name)) {
+    throw new ProblemError("invalid_name", "a lock name is 1–200 characters of A–Z a–z 0–9 . _ - :");
+  }
+  return name;
+}
+
+async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.output<S>> {
+  const type = c.req.header("content-type") ?? "";
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new ProblemError(
+      "unsupported_media_type",
+      "send the body as JSON with content-type: application/json",
+    );
+  }
+  const declared = Number(c.req.header("content-length") ?? "0");
+  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  const text = await c.req.text();
+  if (new TextEncoder().encode(text).byteLength > MAX_BODY_BYTES) throw tooLarge();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ProblemError("malformed_json", "the request body is not valid JSON");
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const { code, detail } = describeIssue(parsed.error);
+    throw new ProblemError(code, detail);
+  }
+  return parsed.data;
+}
+
+function tooLarge(): ProblemError {
+  return new ProblemError("body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+}
+
+/**
+ * The lock object's RPC methods as the Worker sees them. The generated stub type distributes each union
+ * result over `Promise`, which hides the discriminant; this view keeps the object's own signatures.
+ */
+type LockStub = {
+  [K in "acquire" | "renew" | "release" | "forceRelease" | "inspect"]: (
+    ...args: Parameters<LockObject[K]>
+  ) => Promise<Awaited<ReturnType<LockObject[K]>>>;
+};
+
+/** Calls the lock object; a reset object (deploy, restart) is a retryable 503, never a 500. */
+async function callLock<T>(
+  c: Context<AppEnv>,
+  name: string,
+  call: (lock: LockStub) => Promise<T>,
+): Promise<T> {
+  try {
+    return await call(c.env.LOCK.getByName(name) as unknown as LockStub);
+  } catch (err) {
+    console.warn(`lock object ${name} failed:`, err);
+    throw new ProblemError(
+      "unavailable",
+      "the lock object restarted; retry, re-polling with the same leaseId keeps a waiter's place",
+      { extra: { retryAfterMs: 100 }, headers: { "retry-after": "1" } },
+    );
+  }
+}
+
+function answer(name: string, outcome: Outcome | AcquireOutcome): Response {
+  switch (outcome.kind) {
+    case "granted":
+      return Response.json(leaseView(name, outcome.lease, outcome.limit));
+    case "released":
+      return Response.json({ released: true, holdCount: outcome.holdCount });
+    case "cancelled":
+      return Response.json({ released: false, cancelled: true });
+    case "rejected":
+      return rejection(outcome);
+    case "queued":
+    case "forced":
+    case "none":
+      throw new Error(`unexpected outcome ${outcome.kind}`);
+    default:
+      return assertNever(outcome);
+  }
+}
+
+function rejection(r: Extract<Outcome | AcquireOutcome, { kind: "rejected" }>): Response {
+  switch (r.code) {
+    case "lock_held":
+    case "lock_delay": {
+      const detail =
+        r.code === "lock_delay"
+          ? "the lock's last holder was lost; it stays closed for its lock-delay"
+          : r.position === null
+            ? "the lock is held; retry after retryAfterMs, or wait with waitMs"
+            : `still queued at position ${r.position}; re-poll with the same leaseId to keep the place`;
+      return problem(r.code, detail, {
+        extra: {
+          retryAfterMs: r.retryAfterMs,
+          holders: r.holders.map(holderView),
+          ...(r.position === null ? {} : { position: r.position }),
+        },
+        headers: { "retry-after": String(Math.ceil(r.retryAfterMs / 1000)) },
+      });
+    }
+    case "not_held":
+      return problem("not_held", `this leaseId does not hold the lock (${r.reason})`, {
+        extra: { reason: r.reason },
+      });
+    case "lease_ended":
+      return problem("lease_ended", `this leaseId was already used and ended (${r.reason}); use a new one`, {
+        extra: { reason: r.reason },
+      });
+    case "limit_mismatch":
+      return problem("limit_mismatch", `the lock is in use with limit ${r.limit}`, {
+        extra: { limit: r.limit },
+      });
+    case "upgrade_not_supported":
+      return problem(
+        "upgrade_not_supported",
+        "a shared lease cannot become exclusive (two upgraders would deadlock); release and acquire exclusive",
+      );
+    case "too_many_waiters":
+      return problem("too_many_waiters", "this lock's queue is full; retry later", {
+        extra: { retryAfterMs: r.retryAfterMs },
+        headers: { "retry-after": String(Math.ceil(r.retryAfterMs / 1000)) },
+      });
+    case "wait_cancelled":
+      return problem("wait_cancelled", "this wait was cancelled by a release of its leaseId");
+    default:
+      return assertNever(r);
+  }
+}
+
+function leaseView(name: string, l: LeaseRecord, limit: number): Lease {
+  return {
+    name,
+    leaseId: l.leaseId,
+    owner: l.owner,
+    token: l.token,
+    ttlMs: l.ttlMs,
+    expiresAt: l.expiresAt,
+    mode: l.mode,
+    permits: l.permits,
+    holdCount: l.holdCount,
+    limit,
+  };
+}
+
+/** What anyone may see of a holder: never its leaseId, which is the holder's secret. */
+function holderView(l: LeaseRecord): HolderView {
+  return {
+    owner: l.owner,
+    token: l.token,
+    expiresAt: l.expiresAt,
+    mode: l.mode,
+    permits: l.permits,
+    holdCount: l.holdCount,
+  };
+}
+
+function newLeaseId(): string {
+  return crypto.randomUUID().replaceAll("-", "");
+}
+
+function assertNever(x: never): never {
+  throw new Error(`unhandled ${JSON.stringify(x)}`);
+}
