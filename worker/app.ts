@@ -1,24 +1,35 @@
 /**
- * The HTTP API v1 as Hono routes: check the name and body, call the lock object over RPC, and map its
- * outcome to a response. No lock rules live here; see durable-objects/lock-state.ts.
+ * The HTTP API v1 as Hono routes: authenticate and scope-check (auth.ts), check the body, call the lock
+ * object over RPC, and map its outcome to a response. No lock rules live here; see
+ * durable-objects/lock-state.ts. Handlers take the lock name only from `c.var.lockName`, which auth set
+ * after its scope check.
  */
 import { type Context, Hono } from "hono";
 import type { z } from "zod";
 import type { HolderView, Lease, LockView } from "../client/src/protocol.ts";
-import { LOCK_NAME_PATTERN, MAX_BODY_BYTES } from "../client/src/protocol.ts";
+import { MAX_BODY_BYTES } from "../client/src/protocol.ts";
 import type { AcquireOutcome, LockObject } from "../durable-objects/lock-object.ts";
 import type { LeaseRecord, Outcome } from "../durable-objects/lock-state.ts";
+import { auth } from "./auth.ts";
+import { cors } from "./cors.ts";
 import { ProblemError, problem } from "./problem.ts";
 import { acquireSchema, describeIssue, releaseSchema, renewSchema } from "./schemas.ts";
-
-type AppEnv = { Bindings: Env };
+import type { AppEnv } from "./settings.ts";
 
 export const app = new Hono<AppEnv>();
 
+app.use(cors());
+app.use("/v1/*", async function noStore(c, next) {
+  await next();
+  // Leases carry their holder's secret leaseId: no cache may keep them, no browser may sniff them.
+  c.header("cache-control", "no-store");
+  c.header("x-content-type-options", "nosniff");
+});
+
 app.get("/healthz", (c) => c.json({ ok: true }));
 
-app.post("/v1/locks/:name/acquire", async (c) => {
-  const name = lockName(c);
+app.post("/v1/locks/:name/acquire", auth({ permission: "lock" }), async (c) => {
+  const name = c.var.lockName;
   const body = await readBody(c, acquireSchema);
   const outcome = await callLock(c, name, (lock) =>
     lock.acquire({
@@ -36,8 +47,8 @@ app.post("/v1/locks/:name/acquire", async (c) => {
   return answer(name, outcome);
 });
 
-app.post("/v1/locks/:name/renew", async (c) => {
-  const name = lockName(c);
+app.post("/v1/locks/:name/renew", auth({ permission: "lock" }), async (c) => {
+  const name = c.var.lockName;
   const body = await readBody(c, renewSchema);
   const outcome = await callLock(c, name, (lock) =>
     lock.renew(body.leaseId, body.ttlMs ?? null, body.mode ?? null),
@@ -45,15 +56,25 @@ app.post("/v1/locks/:name/renew", async (c) => {
   return answer(name, outcome);
 });
 
-app.post("/v1/locks/:name/release", async (c) => {
-  const name = lockName(c);
+app.post("/v1/locks/:name/release", auth({ permission: "lock" }), async (c) => {
+  const name = c.var.lockName;
   const body = await readBody(c, releaseSchema);
   const outcome = await callLock(c, name, (lock) => lock.release(body.leaseId));
   return answer(name, outcome);
 });
 
-app.get("/v1/locks/:name", async (c) => {
-  const name = lockName(c);
+app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (c) => {
+  const name = c.var.lockName;
+  const by = c.var.principal.name;
+  const outcome = await callLock(c, name, (lock) => lock.forceRelease());
+  if (outcome.kind !== "forced") throw new Error(`forceRelease answered ${outcome.kind}`);
+  // The audit record: who ended which leases. The lock object does not store it (see docs/security.md).
+  console.log(JSON.stringify({ event: "force-release", lock: name, by, count: outcome.count }));
+  return Response.json({ name, forced: true, count: outcome.count, by });
+});
+
+app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
+  const name = c.var.lockName;
   const snap = await callLock(c, name, (lock) => lock.inspect());
   const now = Date.now();
   const view: LockView = {
@@ -71,7 +92,7 @@ app.get("/v1/locks/:name", async (c) => {
 });
 
 const ROUTES: [RegExp, string][] = [
-  [/^\/v1\/locks\/[^/]+\/(acquire|renew|release)$/, "POST"],
+  [/^\/v1\/locks\/[^/]+\/(acquire|renew|release|force-release)$/, "POST"],
   [/^\/v1\/locks\/[^/]+$/, "GET"],
   [/^\/healthz$/, "GET"],
 ];
@@ -94,14 +115,6 @@ app.onError((err, c) => {
     "the server failed to handle this request; it changed nothing it could not keep",
   );
 });
-
-function lockName(c: Context<AppEnv>): string {
-  const name = c.req.param("name") ?? "";
-  if (!LOCK_NAME_PATTERN.test(name)) {
-    throw new ProblemError("invalid_name", "a lock name is 1–200 characters of A–Z a–z 0–9 . _ - :");
-  }
-  return name;
-}
 
 async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.output<S>> {
   const type = c.req.header("content-type") ?? "";

@@ -8,6 +8,7 @@ import {
   type ErrorCode,
   LEASE_ID_PATTERN,
   LOCK_MODES,
+  LOCK_NAME_PATTERN,
   MAX_LIMIT,
   MAX_LOCK_DELAY_MS,
   MAX_OWNER_LENGTH,
@@ -96,3 +97,6 @@ export function describeIssue(error: z.ZodError): { code: ErrorCode; detail: str
   const got = issue.code === "invalid_type" && issue.input === undefined ? " (missing)" : "";
   return { code, detail: `${HINTS[code] ?? issue.message}${got}` };
 }
+
+/** A lock name in a path; auth.ts checks it before the key's scope, the OpenAPI document describes it. */
+export const lockNameSchema = z.string().regex(LOCK_NAME_PATTERN);

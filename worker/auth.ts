@@ -1,0 +1,135 @@
+/**
+ * Bearer-key authentication and per-lock authorization, as one Hono middleware per route: who is calling
+ * (401), is the configuration there at all (503, fail closed), is the lock name valid (400), in the key's
+ * prefixes (403 forbidden_scope), and within its role (403 forbidden). Only then does the handler run, with
+ * the checked name in `c.var.lockName`. Key formats and matching live in keys.ts.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import {
+  ALL_LOCKS,
+  type ApiKey,
+  hashKey,
+  hasRole,
+  inScope,
+  MAX_KEY_LENGTH,
+  matchKey,
+  PERMISSIONS,
+  type Permission,
+  parseKeys,
+  type Role,
+} from "./keys.ts";
+import { ProblemError } from "./problem.ts";
+import { lockNameSchema } from "./schemas.ts";
+import { type AppEnv, readSettings } from "./settings.ts";
+
+/** Who made a request. */
+export type Principal = Pick<ApiKey, "name" | "role" | "prefixes">;
+
+export interface AuthOptions {
+  /** What the route does to the lock named in its path. */
+  permission: Permission;
+}
+
+/** The principal every request gets while `EDGELOCK_INSECURE_NO_AUTH=true`. */
+export const INSECURE_PRINCIPAL: Principal = {
+  name: "insecure-no-auth",
+  role: "admin",
+  prefixes: [ALL_LOCKS],
+};
+
+/** Response header that marks every answer given with authentication off, so it is never silent. */
+export const INSECURE_HEADER = "x-edgelock-auth";
+
+const REALM = 'Bearer realm="edgelock"';
+// RFC 6750 b64token, the only syntax a bearer credential may have.
+const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
+
+let warnedInsecure = false;
+
+export function auth({ permission }: AuthOptions): MiddlewareHandler<AppEnv> {
+  return async function auth(c, next) {
+    const principal = await authenticate(c);
+    const name = lockName(c);
+    if (!inScope(principal, name)) {
+      throw new ProblemError(
+        "forbidden_scope",
+        `key "${principal.name}" may not touch lock "${name}": its names must start with ${principal.prefixes
+          .map((p) => JSON.stringify(p))
+          .join(" or ")}`,
+      );
+    }
+    if (!hasRole(principal, permission)) {
+      throw new ProblemError(
+        "forbidden",
+        `key "${principal.name}" has role ${principal.role}; this needs ${describeRole(PERMISSIONS[permission])}`,
+      );
+    }
+    c.set("principal", principal);
+    c.set("lockName", name);
+    await next();
+    if (principal === INSECURE_PRINCIPAL) c.header(INSECURE_HEADER, "insecure-no-auth");
+  };
+}
+
+async function authenticate(c: Context<AppEnv>): Promise<Principal> {
+  const settings = readSettings(c.env);
+  if (settings.insecureNoAuth) {
+    if (!warnedInsecure) {
+      warnedInsecure = true;
+      console.warn("EDGELOCK_INSECURE_NO_AUTH=true: authentication is OFF; every caller is an admin");
+    }
+    return INSECURE_PRINCIPAL;
+  }
+  if (settings.keys === null) {
+    throw new ProblemError(
+      "auth_not_configured",
+      "no API keys are configured, so every lock request is refused: set the EDGELOCK_KEYS secret " +
+        "(`wrangler secret put EDGELOCK_KEYS`, see docs/security.md); for local development run `npm start`",
+    );
+  }
+  const config = parseKeys(settings.keys);
+  if (!config.ok) {
+    console.error(`refusing lock requests: ${config.error}`);
+    throw new ProblemError(
+      "auth_not_configured",
+      `the EDGELOCK_KEYS secret is invalid, so every lock request is refused: ${config.error} (see docs/security.md)`,
+    );
+  }
+  const header = c.req.header("authorization");
+  if (header === undefined) {
+    throw unauthorized(REALM, "send an API key as `Authorization: Bearer <key>`");
+  }
+  const token = BEARER.exec(header)?.[1];
+  if (token === undefined || token.length > MAX_KEY_LENGTH) {
+    throw unauthorized(
+      `${REALM}, error="invalid_request"`,
+      "the Authorization header is malformed; send `Authorization: Bearer <key>`",
+    );
+  }
+  const key = matchKey(config.keys, await hashKey(token));
+  if (key === null) {
+    throw unauthorized(`${REALM}, error="invalid_token"`, "this API key is not known");
+  }
+  return key;
+}
+
+/** The lock name from the path: validated here, before the scope check, and never re-read after it. */
+function lockName(c: Context<AppEnv>): string {
+  const name = c.req.param("name") ?? "";
+  if (!lockNameSchema.safeParse(name).success) {
+    throw new ProblemError("invalid_name", "a lock name is 1–200 characters of A–Z a–z 0–9 . _ - :");
+  }
+  return name;
+}
+
+function unauthorized(challenge: string, detail: string): ProblemError {
+  return new ProblemError("unauthorized", detail, { headers: { "www-authenticate": challenge } });
+}
+
+function describeRole(role: Role): string {
+  return role === "read"
+    ? "a read key or better"
+    : role === "write"
+      ? "a write or admin key"
+      : "an admin key";
+}
