@@ -2,6 +2,14 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+  plugins: [
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      // The Worker under test runs with authentication off, explicitly, so that lock tests need no keys
+      // (a key set in a local .dev.vars does not turn it back on). Auth tests call `app.request()` with
+      // their own env instead: see test/helpers/auth-env.ts.
+      miniflare: { bindings: { EDGELOCK_INSECURE_NO_AUTH: "true" } },
+    }),
+  ],
   test: { include: ["test/**/*.test.ts", "durable-objects/**/*.test.ts"], exclude: ["test/e2e/**"] },
 });

@@ -1,0 +1,354 @@
+import { exports } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Lease, LockView } from "../client/src/protocol.ts";
+import { call, envWith, KEYS, type KeyName, keysConfig, leaseId, lockName } from "./helpers/auth.ts";
+
+type Route = { action: string; method: "GET" | "POST"; body: (id: string) => unknown };
+const ROUTES: Route[] = [
+  { action: "acquire", method: "POST", body: (id) => ({ ttlMs: 60_000, leaseId: id }) },
+  { action: "renew", method: "POST", body: (id) => ({ leaseId: id }) },
+  { action: "release", method: "POST", body: (id) => ({ leaseId: id }) },
+  { action: "force-release", method: "POST", body: () => undefined },
+  { action: "", method: "GET", body: () => undefined },
+];
+
+const path = (name: string, action: string) => `/v1/locks/${name}${action === "" ? "" : `/${action}`}`;
+
+async function acquire(name: string, key: KeyName, extra: Record<string, unknown> = {}): Promise<Lease> {
+  const res = await call(path(name, "acquire"), {
+    key,
+    body: { ttlMs: 60_000, leaseId: leaseId("h"), ...extra },
+  });
+  expect(res.status, await res.clone().text()).toBe(200);
+  return res.json<Lease>();
+}
+
+async function inspect(name: string): Promise<LockView> {
+  const res = await call(path(name, ""), { key: "admin" });
+  expect(res.status).toBe(200);
+  return res.json<LockView>();
+}
+
+async function expectProblem(res: Response, status: number, code: string): Promise<Record<string, unknown>> {
+  const text = await res.text();
+  expect(res.status, text).toBe(status);
+  expect(res.headers.get("content-type")).toBe("application/problem+json");
+  const body = JSON.parse(text) as Record<string, unknown>;
+  expect(body).toMatchObject({ status, code });
+  return body;
+}
+
+/** Sends one route's request; for renew and release the body names the real holder's leaseId. */
+function send(
+  route: Route,
+  name: string,
+  holderLeaseId: string,
+  auth: { key?: KeyName; authorization?: string },
+) {
+  const body = route.body(holderLeaseId);
+  return call(path(name, route.action), {
+    method: route.method,
+    ...auth,
+    ...(body === undefined ? {} : { body }),
+  });
+}
+
+describe.each(ROUTES)("$method /v1/locks/{name}/$action refuses before touching the lock", (route) => {
+  // A held lock with a waiter: any state change (grant, renew, release, force) would show in inspect.
+  async function setUp(prefix: string) {
+    const name = lockName(prefix);
+    const lease = await acquire(name, "admin");
+    const before = await inspect(name);
+    return { name, lease, before };
+  }
+
+  async function expectUnchanged(name: string, before: LockView) {
+    expect(await inspect(name)).toEqual(before);
+  }
+
+  it("answers 401 with WWW-Authenticate when no key is sent", async () => {
+    const { name, lease, before } = await setUp("billing:");
+    const res = await send(route, name, lease.leaseId, {});
+    const body = await expectProblem(res, 401, "unauthorized");
+    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="edgelock"');
+    expect(body.detail).toContain("Authorization: Bearer");
+    await expectUnchanged(name, before);
+  });
+
+  it.each([
+    "Basic dXNlcjpwYXNz",
+    "Bearer",
+    "Bearer ",
+    `Bearer ${KEYS.admin} extra`,
+    `Bearer ${KEYS.admin}, Bearer ${KEYS.admin}`,
+    `Bearer ${"a".repeat(300)}`,
+    `Token ${KEYS.admin}`,
+  ])("answers 401 invalid_request to the malformed header %j", async (authorization) => {
+    const { name, lease, before } = await setUp("billing:");
+    const res = await send(route, name, lease.leaseId, { authorization });
+    await expectProblem(res, 401, "unauthorized");
+    expect(res.headers.get("www-authenticate")).toBe('Bearer realm="edgelock", error="invalid_request"');
+    await expectUnchanged(name, before);
+  });
+
+  it("answers 401 invalid_token to an unknown key", async () => {
+    const { name, lease, before } = await setUp("billing:");
+    for (const authorization of [
+      `Bearer ${KEYS.admin}x`,
+      "Bearer elk_unknown",
+      `bearer ${KEYS.admin.slice(1)}`,
+    ]) {
+      const res = await send(route, name, lease.leaseId, { authorization });
+      await expectProblem(res, 401, "unauthorized");
+      expect(res.headers.get("www-authenticate")).toBe('Bearer realm="edgelock", error="invalid_token"');
+    }
+    await expectUnchanged(name, before);
+  });
+
+  it("answers 403 forbidden_scope to a key scoped to other names, even one that knows the leaseId", async () => {
+    const { name, lease, before } = await setUp("payments:");
+    for (const key of ["billingWrite", "billingRead", "billingAdmin"] as const) {
+      const body = await expectProblem(
+        await send(route, name, lease.leaseId, { key }),
+        403,
+        "forbidden_scope",
+      );
+      expect(body.detail).toContain('"billing:"');
+    }
+    await expectUnchanged(name, before);
+  });
+
+  it("answers 403 forbidden to a key whose role is too weak", async () => {
+    const { name, lease, before } = await setUp("billing:");
+    const weak: KeyName[] =
+      route.action === "force-release"
+        ? ["billingRead", "billingWrite"]
+        : route.action === ""
+          ? []
+          : ["billingRead"];
+    for (const key of weak) {
+      const body = await expectProblem(await send(route, name, lease.leaseId, { key }), 403, "forbidden");
+      expect(body.detail).toMatch(/has role (read|write)/);
+    }
+    await expectUnchanged(name, before);
+  });
+
+  it("checks the key before the lock name: an invalid name without a key is 401, with one 400", async () => {
+    await expectProblem(await send(route, "bad name!", "x".repeat(16), {}), 401, "unauthorized");
+    await expectProblem(await send(route, "bad*name", "x".repeat(16), { key: "admin" }), 400, "invalid_name");
+  });
+});
+
+describe("keys within their scope and role", () => {
+  it("lets a write key acquire, renew, inspect and release its own locks", async () => {
+    const name = lockName("billing:");
+    const lease = await acquire(name, "billingWrite");
+    const renewed = await call(path(name, "renew"), {
+      key: "billingWrite",
+      body: { leaseId: lease.leaseId },
+    });
+    expect(renewed.status).toBe(200);
+    const view = await call(path(name, ""), { key: "billingWrite" });
+    expect((await view.json<LockView>()).holders).toHaveLength(1);
+    const released = await call(path(name, "release"), {
+      key: "billingWrite",
+      body: { leaseId: lease.leaseId },
+    });
+    expect(await released.json()).toEqual({ released: true, holdCount: 0 });
+  });
+
+  it("lets a read key inspect its own locks", async () => {
+    const name = lockName("billing:");
+    await acquire(name, "billingWrite", { owner: "job-7" });
+    const res = await call(path(name, ""), { key: "billingRead" });
+    expect(res.status).toBe(200);
+    expect((await res.json<LockView>()).holders[0]?.owner).toBe("job-7");
+  });
+
+  it("answers with no-store and nosniff, so no cache keeps a lease", async () => {
+    const res = await call(path(lockName("billing:"), "acquire"), {
+      key: "billingWrite",
+      body: { ttlMs: 1000 },
+    });
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+  });
+});
+
+describe("tenant isolation", () => {
+  it("keeps two keys with disjoint prefixes from seeing each other's locks", async () => {
+    const suffix = crypto.randomUUID().slice(0, 8);
+    const billing = `billing:jobs-${suffix}`;
+    const payments = `payments:jobs-${suffix}`;
+    await acquire(billing, "billingWrite");
+    await acquire(payments, "paymentsWrite");
+    await expectProblem(await call(path(payments, ""), { key: "billingWrite" }), 403, "forbidden_scope");
+    await expectProblem(await call(path(billing, ""), { key: "paymentsWrite" }), 403, "forbidden_scope");
+    expect((await (await call(path(billing, ""), { key: "billingWrite" })).json<LockView>()).lastToken).toBe(
+      1,
+    );
+  });
+
+  it("scope-checks the decoded name that the lock object is called with", async () => {
+    const name = lockName("payments:");
+    await acquire(name, "admin");
+    const before = await inspect(name);
+    const encoded = encodeURIComponent(name);
+    expect(encoded).toContain("%3A");
+    await expectProblem(await call(path(encoded, ""), { key: "billingWrite" }), 403, "forbidden_scope");
+    const sneaky = `billing:..%2F${encoded}`;
+    await expectProblem(
+      await call(path(sneaky, "acquire"), { key: "billingWrite", body: { ttlMs: 1000 } }),
+      400,
+      "invalid_name",
+    );
+    // Hono decodes the path once: the admin's encoded request names the same lock.
+    expect((await (await call(path(encoded, ""), { key: "admin" })).json<LockView>()).lastToken).toBe(
+      before.lastToken,
+    );
+    expect(await inspect(name)).toEqual(before);
+  });
+
+  it("matches prefixes exactly: billing: does not cover billing-archive: or BILLING:", async () => {
+    for (const name of [lockName("billing-archive:"), lockName("BILLING:"), lockName("billing")]) {
+      await expectProblem(await call(path(name, ""), { key: "billingRead" }), 403, "forbidden_scope");
+    }
+  });
+
+  it("lets a key with several prefixes use each of them", async () => {
+    await acquire(lockName("payments:"), "paymentsWrite");
+    await acquire(lockName("shared."), "paymentsWrite");
+    await expectProblem(
+      await call(path(lockName("shared-"), ""), { key: "paymentsWrite" }),
+      403,
+      "forbidden_scope",
+    );
+  });
+});
+
+describe("force-release", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("ends the holder's lease, grants the next waiter a larger token, and records who did it", async () => {
+    const log = vi.spyOn(console, "log");
+    const name = lockName("billing:");
+    const stuck = await acquire(name, "billingWrite", { owner: "stuck" });
+    const waiterId = leaseId("w");
+    const waiting = call(path(name, "acquire"), {
+      key: "billingWrite",
+      body: { ttlMs: 10_000, waitMs: 20_000, leaseId: waiterId, owner: "next" },
+    });
+    await vi.waitUntil(async () => (await inspect(name)).waiters === 1, { timeout: 5_000, interval: 20 });
+
+    const forced = await call(path(name, "force-release"), { method: "POST", key: "billingAdmin" });
+    expect(forced.status).toBe(200);
+    expect(await forced.json()).toEqual({ name, forced: true, count: 1, by: "billing-admin" });
+    expect(log).toHaveBeenCalledWith(
+      JSON.stringify({ event: "force-release", lock: name, by: "billing-admin", count: 1 }),
+    );
+
+    const granted = await (await waiting).json<Lease>();
+    expect(granted).toMatchObject({ leaseId: waiterId, owner: "next" });
+    expect(granted.token).toBeGreaterThan(stuck.token);
+    const renew = await call(path(name, "renew"), { key: "billingWrite", body: { leaseId: stuck.leaseId } });
+    expect(await expectProblem(renew, 409, "not_held")).toMatchObject({ reason: "forced" });
+  });
+
+  it("on a free lock ends nothing, and the next grant still gets a larger token", async () => {
+    const name = lockName("billing:");
+    const first = await acquire(name, "billingWrite");
+    await call(path(name, "release"), { key: "billingWrite", body: { leaseId: first.leaseId } });
+    const forced = await call(path(name, "force-release"), { method: "POST", key: "admin" });
+    expect(await forced.json()).toEqual({ name, forced: true, count: 0, by: "ops-admin" });
+    expect((await acquire(name, "billingWrite")).token).toBeGreaterThan(first.token);
+  });
+});
+
+describe("no response shows another holder's leaseId", () => {
+  it("holds for every answer a second client can get", async () => {
+    const name = lockName("billing:");
+    const secret = leaseId("secret");
+    await acquire(name, "billingWrite", { leaseId: secret, owner: "a" });
+    const other = leaseId("other");
+    const answers = await Promise.all([
+      call(path(name, "acquire"), { key: "billingWrite", body: { ttlMs: 1000, leaseId: other } }),
+      call(path(name, "acquire"), { key: "billingWrite", body: { ttlMs: 1000, leaseId: other, waitMs: 50 } }),
+      call(path(name, "renew"), { key: "billingWrite", body: { leaseId: other } }),
+      call(path(name, "release"), { key: "billingWrite", body: { leaseId: other } }),
+      call(path(name, ""), { key: "billingRead" }),
+      call(path(name, ""), { key: "admin" }),
+      call(path(name, ""), { key: "paymentsWrite" }),
+      call(path(name, "acquire"), { key: "paymentsWrite", body: { ttlMs: 1000 } }),
+    ]);
+    for (const res of answers) expect(await res.text()).not.toContain(secret);
+    const forced = await call(path(name, "force-release"), { method: "POST", key: "admin" });
+    expect(await forced.text()).not.toContain(secret);
+  });
+});
+
+describe("fail closed", () => {
+  const entry = (over: Record<string, unknown>) =>
+    JSON.stringify([{ name: "a", sha256: "0".repeat(64), role: "admin", prefixes: ["*"], ...over }]);
+
+  it.each([
+    ["unset", undefined],
+    ["empty", "  "],
+    ["not JSON", "elk_a_raw_key"],
+    [
+      "raw keys instead of hashes",
+      JSON.stringify([{ name: "a", sha256: KEYS.admin, role: "admin", prefixes: ["*"] }]),
+    ],
+    ["an empty list", "[]"],
+    ["an entry with no prefixes", entry({ prefixes: [] })],
+    ["an unknown role", entry({ role: "root" })],
+    ["a prefix with a slash", entry({ prefixes: ["billing/"] })],
+    ["the same hash twice", JSON.stringify([JSON.parse(entry({}))[0], JSON.parse(entry({ name: "b" }))[0]])],
+  ])("refuses every lock request with 503 when EDGELOCK_KEYS is %s", async (_, keys) => {
+    const env = envWith({ EDGELOCK_KEYS: keys });
+    const name = lockName("billing:");
+    for (const key of [undefined, "admin"] as const) {
+      for (const route of ROUTES) {
+        const body = route.body(leaseId("x"));
+        const res = await call(path(name, route.action), {
+          method: route.method,
+          env,
+          ...(key === undefined ? {} : { key }),
+          ...(body === undefined ? {} : { body }),
+        });
+        const problem = await expectProblem(res, 503, "auth_not_configured");
+        expect(problem.detail).toContain("EDGELOCK_KEYS");
+        expect(problem.detail).toContain("docs/security.md");
+      }
+    }
+    expect((await call("/healthz", { env })).status).toBe(200);
+    // Nothing reached the lock object.
+    expect((await inspect(name)).lastToken).toBe(0);
+  });
+
+  it("says how to set keys up when none are configured", async () => {
+    const res = await call(path("a", ""), { env: envWith({ EDGELOCK_KEYS: undefined }) });
+    const problem = await expectProblem(res, 503, "auth_not_configured");
+    expect(problem.detail).toContain("wrangler secret put EDGELOCK_KEYS");
+    expect(problem.detail).toContain("npm start");
+  });
+
+  it("opens only for EDGELOCK_INSECURE_NO_AUTH=true exactly, and marks every such answer", async () => {
+    for (const value of ["1", "yes", "TRUE ", "false", ""]) {
+      const env = envWith({ EDGELOCK_KEYS: undefined, EDGELOCK_INSECURE_NO_AUTH: value });
+      const res = await call(path(lockName("any:"), ""), { env });
+      await expectProblem(res, 503, "auth_not_configured");
+    }
+    const open = envWith({ EDGELOCK_KEYS: await keysConfig(), EDGELOCK_INSECURE_NO_AUTH: "true" });
+    const res = await call(path(lockName("any:"), "acquire"), { env: open, body: { ttlMs: 1000 } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-edgelock-auth")).toBe("insecure-no-auth");
+  });
+
+  it("is what the test Worker itself runs with: auth off, explicitly, and said so on every answer", async () => {
+    const res = await exports.default.fetch(`http://x/v1/locks/${lockName("any:")}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-edgelock-auth")).toBe("insecure-no-auth");
+  });
+});
