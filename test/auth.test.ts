@@ -323,6 +323,7 @@ describe("fail closed", () => {
       }
     }
     expect((await call("/healthz", { env })).status).toBe(200);
+    expect((await call("/openapi.json", { env })).status).toBe(200);
     // Nothing reached the lock object.
     expect((await inspect(name)).lastToken).toBe(0);
   });

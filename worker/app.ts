@@ -12,6 +12,7 @@ import type { AcquireOutcome, LockObject } from "../durable-objects/lock-object.
 import type { LeaseRecord, Outcome } from "../durable-objects/lock-state.ts";
 import { auth } from "./auth.ts";
 import { cors } from "./cors.ts";
+import { type ForceReleaseResult, openApiDocument } from "./openapi.ts";
 import { ProblemError, problem } from "./problem.ts";
 import { acquireSchema, describeIssue, releaseSchema, renewSchema } from "./schemas.ts";
 import type { AppEnv } from "./settings.ts";
@@ -27,6 +28,8 @@ app.use("/v1/*", async function noStore(c, next) {
 });
 
 app.get("/healthz", (c) => c.json({ ok: true }));
+
+app.get("/openapi.json", (c) => c.json(openApiDocument()));
 
 app.post("/v1/locks/:name/acquire", auth({ permission: "lock" }), async (c) => {
   const name = c.var.lockName;
@@ -70,7 +73,8 @@ app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (
   if (outcome.kind !== "forced") throw new Error(`forceRelease answered ${outcome.kind}`);
   // The audit record: who ended which leases. The lock object does not store it (see docs/security.md).
   console.log(JSON.stringify({ event: "force-release", lock: name, by, count: outcome.count }));
-  return Response.json({ name, forced: true, count: outcome.count, by });
+  const result: ForceReleaseResult = { name, forced: true, count: outcome.count, by };
+  return Response.json(result);
 });
 
 app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
@@ -94,7 +98,7 @@ app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
 const ROUTES: [RegExp, string][] = [
   [/^\/v1\/locks\/[^/]+\/(acquire|renew|release|force-release)$/, "POST"],
   [/^\/v1\/locks\/[^/]+$/, "GET"],
-  [/^\/healthz$/, "GET"],
+  [/^\/(healthz|openapi\.json)$/, "GET"],
 ];
 
 app.notFound((c) => {

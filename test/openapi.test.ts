@@ -1,0 +1,166 @@
+import { describe, expect, it } from "vitest";
+import { ERROR_CODES, type ErrorCode, type Lease } from "../client/src/protocol.ts";
+import { app } from "../worker/app.ts";
+import {
+  documentedExamples,
+  forceReleaseResultSchema,
+  healthSchema,
+  leaseSchema,
+  lockViewSchema,
+  problemSchema,
+  releaseResponseSchema,
+} from "../worker/openapi.ts";
+import { acquireSchema } from "../worker/schemas.ts";
+import { call, envWith, lockName } from "./helpers/auth.ts";
+
+type Json = Record<string, unknown>;
+type Doc = {
+  openapi: string;
+  paths: Record<string, Record<string, Json & { responses: Record<string, Json> }>>;
+  components: { schemas: Record<string, Json>; securitySchemes: Record<string, Json> };
+  security: unknown[];
+};
+
+async function fetchDoc(): Promise<Doc> {
+  const res = await call("/openapi.json", { env: envWith({ EDGELOCK_KEYS: undefined }) });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toContain("application/json");
+  return res.json<Doc>();
+}
+
+/** The documented problem codes of one operation, from its responses' `x-error-codes`. */
+function documentedCodes(doc: Doc, path: string, method: string): ErrorCode[] {
+  const op = doc.paths[path]?.[method];
+  if (op === undefined) throw new Error(`${method} ${path} is not documented`);
+  return Object.values(op.responses).flatMap((r) => (r["x-error-codes"] as ErrorCode[] | undefined) ?? []);
+}
+
+describe("GET /openapi.json", () => {
+  it("is an OpenAPI 3.1 document, served without a key even when no keys are configured", async () => {
+    const doc = await fetchDoc();
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
+    expect(doc.security).toEqual([{ bearerAuth: [] }]);
+    expect(doc.paths["/healthz"]?.get?.security).toEqual([]);
+    expect(doc.paths["/openapi.json"]?.get?.security).toEqual([]);
+  });
+
+  it("documents exactly the routes the app serves", async () => {
+    const doc = await fetchDoc();
+    const served = new Set(
+      app.routes
+        .filter((r) => r.method !== "ALL")
+        .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}")}`),
+    );
+    const documented = new Set(
+      Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`)),
+    );
+    expect(served.size).toBeGreaterThanOrEqual(7);
+    expect([...documented].sort()).toEqual([...served].sort());
+  });
+
+  it("gives every documented route's request body the schema that validates it", async () => {
+    const doc = await fetchDoc();
+    const acquire = doc.paths["/v1/locks/{name}/acquire"]?.post?.requestBody as Json;
+    expect(acquire).toMatchObject({
+      content: { "application/json": { schema: { $ref: "#/components/schemas/AcquireRequest" } } },
+    });
+    const body = doc.components.schemas.AcquireRequest as { required: string[]; properties: Json };
+    expect(body.required).toEqual(["ttlMs"]);
+    expect(Object.keys(body.properties).sort()).toEqual(Object.keys(acquireSchema.shape).sort());
+  });
+
+  it("lists the auth problems, the security scheme's challenge and every lock code", async () => {
+    const doc = await fetchDoc();
+    for (const [path, method, role] of [
+      ["/v1/locks/{name}/acquire", "post", "write"],
+      ["/v1/locks/{name}/renew", "post", "write"],
+      ["/v1/locks/{name}/release", "post", "write"],
+      ["/v1/locks/{name}/force-release", "post", "admin"],
+      ["/v1/locks/{name}", "get", "read"],
+    ] as const) {
+      const codes = documentedCodes(doc, path, method);
+      for (const code of ["unauthorized", "forbidden", "forbidden_scope", "auth_not_configured"] as const) {
+        expect(codes, `${method} ${path}`).toContain(code);
+      }
+      expect(doc.paths[path]?.[method]?.["x-required-role"]).toBe(role);
+      expect(doc.paths[path]?.[method]?.responses["401"]?.headers).toHaveProperty("WWW-Authenticate");
+    }
+    expect(documentedCodes(doc, "/v1/locks/{name}/acquire", "post")).toContain("too_many_waiters");
+    expect((doc.components.schemas.ErrorCode?.enum as string[]).length).toBe(
+      Object.keys(ERROR_CODES).length,
+    );
+  });
+
+  it.each(documentedExamples().map((e) => [e.where, e.example] as const))(
+    "example %s validates against its schema",
+    (_, { schema, value }) => {
+      const parsed = schema.safeParse(value);
+      expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
+    },
+  );
+
+  it("shows each example inside the document too", async () => {
+    const doc = JSON.stringify(await fetchDoc());
+    for (const { example } of documentedExamples()) expect(doc).toContain(JSON.stringify(example.value));
+  });
+});
+
+describe("real answers match the documented schemas", () => {
+  it("for every route, and every problem carries a code the route documents", async () => {
+    const doc = await fetchDoc();
+    const name = lockName("billing:");
+    const lease = await (
+      await call(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5000, owner: "o" } })
+    ).json<Lease>();
+    expect(leaseSchema.parse(lease).name).toBe(name);
+    const renew = await call(`/v1/locks/${name}/renew`, {
+      key: "billingWrite",
+      body: { leaseId: lease.leaseId },
+    });
+    leaseSchema.parse(await renew.json());
+    lockViewSchema.parse(await (await call(`/v1/locks/${name}`, { key: "billingRead" })).json());
+    const release = await call(`/v1/locks/${name}/release`, {
+      key: "billingWrite",
+      body: { leaseId: lease.leaseId },
+    });
+    releaseResponseSchema.parse(await release.json());
+    const forced = await call(`/v1/locks/${name}/force-release`, { method: "POST", key: "admin" });
+    forceReleaseResultSchema.parse(await forced.json());
+    healthSchema.parse(await (await call("/healthz")).json());
+
+    const problems: [string, string, Response][] = [
+      ["/v1/locks/{name}/acquire", "post", await call(`/v1/locks/${name}/acquire`, { body: { ttlMs: 5 } })],
+      [
+        "/v1/locks/{name}/acquire",
+        "post",
+        await call(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5 } }),
+      ],
+      ["/v1/locks/{name}", "get", await call("/v1/locks/payments:x", { key: "billingRead" })],
+      [
+        "/v1/locks/{name}/force-release",
+        "post",
+        await call(`/v1/locks/${name}/force-release`, { method: "POST", key: "billingWrite" }),
+      ],
+      [
+        "/v1/locks/{name}/renew",
+        "post",
+        await call(`/v1/locks/${name}/renew`, { key: "billingWrite", body: { leaseId: lease.leaseId } }),
+      ],
+    ];
+    const seen = new Set<string>();
+    for (const [path, method, res] of problems) {
+      const problem = problemSchema.parse(await res.json());
+      expect(res.status).toBe(problem.status);
+      expect(documentedCodes(doc, path, method)).toContain(problem.code);
+      seen.add(problem.code);
+    }
+    expect([...seen].sort()).toEqual([
+      "forbidden",
+      "forbidden_scope",
+      "invalid_ttl",
+      "not_held",
+      "unauthorized",
+    ]);
+  });
+});
