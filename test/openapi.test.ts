@@ -87,9 +87,7 @@ describe("GET /openapi.json", () => {
       expect(doc.paths[path]?.[method]?.responses["401"]?.headers).toHaveProperty("WWW-Authenticate");
     }
     expect(documentedCodes(doc, "/v1/locks/{name}/acquire", "post")).toContain("too_many_waiters");
-    expect((doc.components.schemas.ErrorCode?.enum as string[]).length).toBe(
-      Object.keys(ERROR_CODES).length,
-    );
+    expect(doc.components.schemas.ErrorCode).toEqual({ type: "string", enum: Object.keys(ERROR_CODES) });
   });
 
   it.each(documentedExamples().map((e) => [e.where, e.example] as const))(
