@@ -7,7 +7,7 @@ import {
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { REPOLL_GRACE_MS } from "../client/src/protocol.ts";
-import { acquire, call, inspect, lid, lockName, release, renew, tick } from "./helpers/api.ts";
+import { acquire, inspect, lid, lockName, release, renew, tick } from "./helpers/api.ts";
 
 const stubOf = (name: string) => env.LOCK.getByName(name);
 
