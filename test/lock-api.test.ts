@@ -4,31 +4,10 @@ import {
   runDurableObjectAlarm,
   runInDurableObject,
 } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { REPOLL_GRACE_MS } from "../client/src/protocol.ts";
 import { acquire, inspect, lid, lockName, release, renew, tick } from "./helpers/api.ts";
-
-const stubOf = (name: string) => env.LOCK.getByName(name);
-
-/** Ends every lease of the lock now, as if its TTL ran out, and fires the alarm by hand. */
-async function expireAllByAlarm(name: string): Promise<void> {
-  await runInDurableObject(stubOf(name), (_o, state) => {
-    state.storage.sql.exec("UPDATE lease SET expires_at = 1");
-  });
-  // The object keeps its state in memory: a restart makes it read the edited rows.
-  await evictDurableObject(stubOf(name));
-  expect(await runDurableObjectAlarm(stubOf(name))).toBe(true);
-}
-
-/** Waits until the lock object has `n` waiters queued, so that arrival order is known. */
-async function untilWaiters(name: string, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if ((await inspect(name)).body.waiters === n) return;
-    await tick(5);
-  }
-  throw new Error(`never saw ${n} waiters on ${name}`);
-}
+import { expireAllByAlarm, stubOf, untilWaiters } from "./helpers/runtime.ts";
 
 describe("acquire, renew, release", () => {
   it("grants a free lock with a lease, a token and an expiry", async () => {
