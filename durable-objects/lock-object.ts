@@ -43,7 +43,12 @@ export class LockObject extends DurableObject<Env> {
 
   async acquire(command: Omit<AcquireCommand, "type">): Promise<AcquireOutcome> {
     const outcome = this.#apply({ type: "acquire", ...command });
-    if (outcome.kind === "granted" || outcome.kind === "rejected") return outcome;
+    if (outcome.kind === "granted") {
+      // An older request for the same leaseId, still parked (a retry overtook it), gets the same lease.
+      this.#settle(command.leaseId, outcome);
+      return outcome;
+    }
+    if (outcome.kind === "rejected") return outcome;
     if (outcome.kind !== "queued") throw new Error(`acquire answered ${outcome.kind}`);
     const { leaseId, waitUntil } = outcome;
     // A re-poll while an older request for the same leaseId is still parked replaces that request.
@@ -94,7 +99,9 @@ export class LockObject extends DurableObject<Env> {
   #apply(command: Command): Outcome {
     const before = this.#state;
     const step = transition(before, command, Date.now());
-    this.ctx.storage.transactionSync(() => save(this.ctx.storage.sql, before, step.state));
+    if (step.state !== before) {
+      this.ctx.storage.transactionSync(() => save(this.ctx.storage.sql, before, step.state));
+    }
     this.#state = step.state;
     this.#syncAlarm();
     for (const lease of step.effects.granted) {

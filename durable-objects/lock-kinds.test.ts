@@ -1,0 +1,241 @@
+import { describe, expect, it } from "vitest";
+import { type AcquireCommand, type Command, EMPTY_STATE, type Step, transition } from "./lock-state.ts";
+
+const T0 = 1_000_000;
+
+function acq(leaseId: string, extra: Partial<AcquireCommand> = {}): AcquireCommand {
+  return {
+    type: "acquire",
+    leaseId,
+    owner: null,
+    ttlMs: 1_000,
+    waitMs: 10_000,
+    mode: "exclusive",
+    limit: null,
+    permits: 1,
+    reentrant: false,
+    lockDelayMs: 0,
+    ...extra,
+  };
+}
+
+function run(steps: [number, Command][]): Step[] {
+  let s = EMPTY_STATE;
+  return steps.map(([now, cmd]) => {
+    const step = transition(s, cmd, now);
+    s = step.state;
+    return step;
+  });
+}
+
+const holders = (step: Step | undefined) => step?.state.holders.map((l) => l.leaseId);
+const grantedNow = (step: Step | undefined) => step?.effects.granted.map((l) => l.leaseId);
+
+describe("semaphore", () => {
+  const sem = (leaseId: string, permits = 1, extra: Partial<AcquireCommand> = {}) =>
+    acq(leaseId, { limit: 5, permits, ...extra });
+
+  it("admits holders up to the limit in permits", () => {
+    const steps = run([
+      [T0, sem("a", 2)],
+      [T0, sem("b", 3)],
+      [T0, sem("c", 1)],
+    ]);
+    expect(holders(steps[1])).toEqual(["a", "b"]);
+    expect(steps[2]?.outcome.kind).toBe("queued");
+  });
+
+  it("refuses a different limit while the semaphore is in use, and accepts a new one once idle", () => {
+    const steps = run([
+      [T0, sem("a")],
+      [T0, acq("b", { limit: 3 })],
+      [T0, acq("c")],
+      [T0, { type: "release", leaseId: "a" }],
+      [T0, acq("d", { limit: 3 })],
+    ]);
+    expect(steps[1]?.outcome).toMatchObject({ code: "limit_mismatch", limit: 5 });
+    expect(steps[2]?.outcome).toMatchObject({ code: "limit_mismatch", limit: 5 });
+    expect(steps[4]?.outcome).toMatchObject({ kind: "granted", limit: 3 });
+  });
+
+  it("does not starve a large request at the head behind later small ones", () => {
+    const steps = run([
+      [T0, sem("a", 4)],
+      [T0, sem("big", 3)],
+      [T0, sem("small", 1)],
+      [T0, { type: "release", leaseId: "a" }],
+    ]);
+    // 1 permit was free all along, but "small" queued behind "big" (FIFO).
+    expect(steps[2]?.outcome.kind).toBe("queued");
+    expect(grantedNow(steps[3])).toEqual(["big", "small"]);
+  });
+
+  it("gives each lease its own token and expiry", () => {
+    const steps = run([
+      [T0, sem("a", 1, { ttlMs: 500 })],
+      [T0 + 10, sem("b", 1, { ttlMs: 5_000 })],
+      [T0 + 600, { type: "tick" }],
+    ]);
+    expect(steps[1]?.state.holders.map((l) => [l.token, l.expiresAt])).toEqual([
+      [1, T0 + 500],
+      [2, T0 + 5_010],
+    ]);
+    expect(holders(steps[2])).toEqual(["b"]);
+  });
+});
+
+describe("read-write lock", () => {
+  const r = (id: string) => acq(id, { mode: "shared" });
+  const w = (id: string) => acq(id);
+
+  it("lets readers share and keeps a writer alone", () => {
+    const steps = run([
+      [T0, r("r1")],
+      [T0, r("r2")],
+      [T0, w("w1")],
+    ]);
+    expect(holders(steps[1])).toEqual(["r1", "r2"]);
+    expect(steps[2]?.outcome.kind).toBe("queued");
+  });
+
+  it("queues readers that arrive after a waiting writer, so the writer is not starved", () => {
+    const steps = run([
+      [T0, r("r1")],
+      [T0, w("w1")],
+      [T0, r("r2")],
+      [T0, { type: "release", leaseId: "r1" }],
+    ]);
+    expect(steps[2]?.outcome.kind).toBe("queued");
+    expect(grantedNow(steps[3])).toEqual(["w1"]);
+  });
+
+  it("grants consecutive readers at the head together, in one step", () => {
+    const steps = run([
+      [T0, w("w1")],
+      [T0, r("r1")],
+      [T0, r("r2")],
+      [T0, r("r3")],
+      [T0, w("w2")],
+      [T0, r("r4")],
+      [T0, { type: "release", leaseId: "w1" }],
+    ]);
+    expect(grantedNow(steps[6])).toEqual(["r1", "r2", "r3"]);
+  });
+
+  it("downgrades exclusive to shared without releasing, and admits waiting readers", () => {
+    const steps = run([
+      [T0, w("w1")],
+      [T0, r("r1")],
+      [T0 + 1, { type: "renew", leaseId: "w1", ttlMs: null, mode: "shared" }],
+    ]);
+    expect(steps[2]?.outcome).toMatchObject({
+      kind: "granted",
+      lease: { leaseId: "w1", mode: "shared", token: 1 },
+    });
+    expect(grantedNow(steps[2])).toEqual(["r1"]);
+  });
+
+  it("refuses an upgrade from shared to exclusive", () => {
+    const steps = run([
+      [T0, r("r1")],
+      [T0, { type: "renew", leaseId: "r1", ttlMs: null, mode: "exclusive" }],
+    ]);
+    expect(steps[1]?.outcome).toMatchObject({ code: "upgrade_not_supported" });
+    expect(steps[1]?.state.holders[0]?.mode).toBe("shared");
+  });
+});
+
+describe("reentrant holds", () => {
+  const re = (leaseId: string, owner = "alice") => acq(leaseId, { reentrant: true, owner, waitMs: 0 });
+
+  it("counts holds of one owner up and down, freeing the lock at zero", () => {
+    const steps = run([
+      [T0, re("a1")],
+      [T0 + 1, re("a2")],
+      [T0 + 2, re("b1", "bob")],
+      [T0 + 3, { type: "release", leaseId: "a1" }],
+      [T0 + 4, re("b2", "bob")],
+      [T0 + 5, { type: "release", leaseId: "a1" }],
+      [T0 + 6, re("b3", "bob")],
+    ]);
+    expect(steps[1]?.outcome).toMatchObject({
+      kind: "granted",
+      lease: { leaseId: "a1", token: 1, holdCount: 2 },
+    });
+    expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
+    expect(steps[3]?.outcome).toEqual({ kind: "released", holdCount: 1 });
+    expect(steps[4]?.outcome).toMatchObject({ code: "lock_held" });
+    expect(steps[5]?.outcome).toEqual({ kind: "released", holdCount: 0 });
+    expect(steps[6]?.outcome).toMatchObject({ kind: "granted", lease: { owner: "bob", token: 2 } });
+  });
+
+  it("does not count a retried reentrant acquire twice", () => {
+    const steps = run([
+      [T0, re("a1")],
+      [T0 + 1, re("a2")],
+      [T0 + 2, re("a2")],
+    ]);
+    expect(steps[2]?.outcome).toMatchObject({ lease: { holdCount: 2 } });
+  });
+
+  it("treats a repeated leaseId without the opt-in as an idempotent retry", () => {
+    const steps = run([
+      [T0, acq("a1", { owner: "alice" })],
+      [T0 + 1, acq("a1", { owner: "alice" })],
+      [T0 + 2, acq("a2", { owner: "alice", waitMs: 0 })],
+    ]);
+    expect(steps[1]?.outcome).toMatchObject({ lease: { holdCount: 1, token: 1 } });
+    expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
+  });
+
+  it("ends all holds at expiry", () => {
+    const steps = run([
+      [T0, re("a1")],
+      [T0 + 1, re("a2")],
+      [T0 + 2_000, re("b1", "bob")],
+    ]);
+    expect(steps[2]?.outcome).toMatchObject({ kind: "granted", lease: { token: 2, holdCount: 1 } });
+  });
+});
+
+describe("lock-delay", () => {
+  it("keeps the lock closed for the delay after an expiry, but not after a release", () => {
+    const steps = run([
+      [T0, acq("a", { ttlMs: 500, lockDelayMs: 2_000 })],
+      [T0 + 600, acq("b", { waitMs: 0 })],
+      [T0 + 2_500, acq("c", { waitMs: 0 })],
+      [T0 + 2_501, acq("d", { lockDelayMs: 2_000, waitMs: 0 })],
+    ]);
+    expect(steps[1]?.outcome).toMatchObject({ code: "lock_delay", retryAfterMs: 1_900 });
+    expect(steps[2]?.outcome).toMatchObject({ kind: "granted", lease: { token: 2 } });
+    const released = transition(
+      steps[2]?.state ?? EMPTY_STATE,
+      { type: "release", leaseId: "c" },
+      T0 + 2_502,
+    );
+    expect(transition(released.state, acq("e", { waitMs: 0 }), T0 + 2_503).outcome.kind).toBe("granted");
+  });
+
+  it("grants a queued waiter when the delay ends, at the deadline the alarm is set for", () => {
+    const steps = run([
+      [T0, acq("a", { ttlMs: 500, lockDelayMs: 1_000 })],
+      [T0 + 100, acq("b", { waitMs: 5_000 })],
+      [T0 + 500, { type: "tick" }],
+    ]);
+    const s = steps[2]?.state ?? EMPTY_STATE;
+    expect(s.delayUntil).toBe(T0 + 1_500);
+    expect(steps[2]?.effects.granted).toHaveLength(0);
+    const after = transition(s, { type: "tick" }, T0 + 1_500);
+    expect(grantedNow(after)).toEqual(["b"]);
+  });
+
+  it("applies the delay after a force-release", () => {
+    const steps = run([
+      [T0, acq("a", { lockDelayMs: 1_000 })],
+      [T0 + 10, { type: "forceRelease" }],
+      [T0 + 20, acq("b", { waitMs: 0 })],
+    ]);
+    expect(steps[1]?.outcome).toEqual({ kind: "forced", count: 1 });
+    expect(steps[2]?.outcome).toMatchObject({ code: "lock_delay" });
+  });
+});

@@ -1,0 +1,30 @@
+/** White-box helpers for runtime tests: time travel through the stored rows, and waiting for queue state. */
+
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import { inspect, tick } from "./api.ts";
+
+export const stubOf = (name: string) => env.LOCK.getByName(name);
+
+/**
+ * Ends every lease of the lock as if its TTL ran out a moment ago, and fires the alarm by hand. The object
+ * keeps its state in memory, so it is restarted to read the edited rows.
+ */
+export async function expireAllByAlarm(name: string): Promise<void> {
+  const past = Date.now() - 1;
+  await runInDurableObject(stubOf(name), (_o, state) => {
+    state.storage.sql.exec("UPDATE lease SET expires_at = ?", past);
+  });
+  await evictDurableObject(stubOf(name));
+  expect(await runDurableObjectAlarm(stubOf(name))).toBe(true);
+}
+
+/** Waits until the lock object has `n` waiters queued, so that arrival order is known. */
+export async function untilWaiters(name: string, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await inspect(name)).body.waiters === n) return;
+    await tick(5);
+  }
+  throw new Error(`never saw ${n} waiters on ${name}`);
+}

@@ -1,0 +1,284 @@
+import {
+  abortAllDurableObjects,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { REPOLL_GRACE_MS } from "../client/src/protocol.ts";
+import { acquire, inspect, lid, lockName, release, renew, tick } from "./helpers/api.ts";
+import { expireAllByAlarm, stubOf, untilWaiters } from "./helpers/runtime.ts";
+
+describe("acquire, renew, release", () => {
+  it("grants a free lock with a lease, a token and an expiry", async () => {
+    const name = lockName("basic");
+    const before = Date.now();
+    const r = await acquire(name, { ttlMs: 10_000, owner: "job@host" });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ name, owner: "job@host", token: 1, ttlMs: 10_000 });
+    expect(r.body.leaseId).toMatch(/^[A-Za-z0-9_-]{16,128}$/);
+    expect(r.body.expiresAt).toBeGreaterThanOrEqual(before + 10_000);
+  });
+
+  it("stores a granted lease before answering", async () => {
+    const name = lockName("durable");
+    const r = await acquire(name, { ttlMs: 10_000 });
+    const rows = await runInDurableObject(stubOf(name), (_o, state) =>
+      state.storage.sql.exec("SELECT lease_id, token FROM lease").toArray(),
+    );
+    expect(rows).toEqual([{ lease_id: r.body.leaseId, token: 1 }]);
+  });
+
+  it("refuses a second holder with lock_held, retryAfterMs and Retry-After", async () => {
+    const name = lockName("held");
+    await acquire(name, { ttlMs: 10_000, owner: "first" });
+    const r = await acquire(name, { ttlMs: 10_000 });
+    expect(r.status).toBe(409);
+    expect(r.type).toBe("application/problem+json");
+    expect(r.body).toMatchObject({ code: "lock_held", status: 409, holders: [{ owner: "first", token: 1 }] });
+    expect(r.body.retryAfterMs).toBeGreaterThan(9_000);
+    expect(r.headers.get("retry-after")).toBe(String(Math.ceil(r.body.retryAfterMs / 1000)));
+  });
+
+  it("renews the holder's lease and moves its expiry", async () => {
+    const name = lockName("renew");
+    const a = await acquire(name, { ttlMs: 1_000 });
+    const r = await renew(name, { leaseId: a.body.leaseId, ttlMs: 60_000 });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ token: 1, ttlMs: 60_000, leaseId: a.body.leaseId });
+    expect(r.body.expiresAt).toBeGreaterThan(a.body.expiresAt + 50_000);
+  });
+
+  it("refuses renew and release with a wrong leaseId and leaves the lock untouched", async () => {
+    const name = lockName("wrong");
+    const a = await acquire(name, { ttlMs: 10_000 });
+    const before = (await inspect(name)).body;
+    const badRenew = await renew(name, { leaseId: lid("intruder") });
+    const badRelease = await release(name, lid("intruder"));
+    expect(badRenew).toMatchObject({ status: 409, body: { code: "not_held", reason: "unknown" } });
+    expect(badRelease).toMatchObject({ status: 409, body: { code: "not_held", reason: "unknown" } });
+    expect((await inspect(name)).body).toEqual(before);
+    expect((await release(name, a.body.leaseId)).body).toEqual({ released: true, holdCount: 0 });
+  });
+
+  it("lets release and renew be retried", async () => {
+    const name = lockName("retry-release");
+    const a = await acquire(name, { ttlMs: 10_000 });
+    expect((await renew(name, { leaseId: a.body.leaseId })).status).toBe(200);
+    expect((await renew(name, { leaseId: a.body.leaseId })).status).toBe(200);
+    expect((await release(name, a.body.leaseId)).body).toEqual({ released: true, holdCount: 0 });
+    expect((await release(name, a.body.leaseId)).body).toEqual({ released: true, holdCount: 0 });
+    expect((await renew(name, { leaseId: a.body.leaseId })).body).toMatchObject({
+      code: "not_held",
+      reason: "released",
+    });
+  });
+
+  it("answers a repeated acquire with the same leaseId with the same lease, not a second grant", async () => {
+    const name = lockName("idem");
+    const leaseId = lid();
+    const first = await acquire(name, { ttlMs: 10_000, leaseId });
+    const again = await acquire(name, { ttlMs: 10_000, leaseId, waitMs: 5_000 });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect((await inspect(name)).body).toMatchObject({ lastToken: 1, waiters: 0 });
+  });
+
+  it("never shows a leaseId in inspection", async () => {
+    const name = lockName("secret");
+    const a = await acquire(name, { ttlMs: 10_000, owner: "o" });
+    const view = await inspect(name);
+    expect(view.body).toMatchObject({
+      name,
+      held: true,
+      waiters: 0,
+      lastToken: 1,
+      holders: [{ owner: "o" }],
+    });
+    expect(JSON.stringify(view.body)).not.toContain(a.body.leaseId);
+  });
+});
+
+describe("mutual exclusion", () => {
+  it("admits one holder at a time among 50 concurrent acquirers, in token order", async () => {
+    const name = lockName("mutex50");
+    let inside = 0;
+    let peak = 0;
+    const tokens: number[] = [];
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const r = await acquire(name, { ttlMs: 10_000, waitMs: 25_000, owner: `c${i}` });
+        expect(r.status).toBe(200);
+        inside += 1;
+        peak = Math.max(peak, inside);
+        tokens.push(r.body.token);
+        await tick(1);
+        inside -= 1;
+        expect((await release(name, r.body.leaseId)).status).toBe(200);
+      }),
+    );
+    expect(peak).toBe(1);
+    expect(tokens).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    expect((await inspect(name)).body).toMatchObject({ held: false, waiters: 0, lastToken: 50 });
+  });
+});
+
+describe("waiting", () => {
+  it("grants waiters in arrival order, each the moment the lock frees", async () => {
+    const name = lockName("fifo");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const order: string[] = [];
+    const waits = [];
+    for (const who of ["w1", "w2", "w3", "w4"]) {
+      waits.push(
+        acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: who }).then(async (r) => {
+          order.push(who);
+          await release(name, r.body.leaseId);
+          return r;
+        }),
+      );
+      await untilWaiters(name, order.length + waits.length);
+    }
+    await release(name, holder.body.leaseId);
+    const grants = await Promise.all(waits);
+    expect(order).toEqual(["w1", "w2", "w3", "w4"]);
+    expect(grants.map((g) => g.body.token)).toEqual([2, 3, 4, 5]);
+  });
+
+  it("queues a waitMs 0 newcomer's refusal behind waiters even when the lock is momentarily free", async () => {
+    const name = lockName("no-jump");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const waiter = acquire(name, { ttlMs: 10_000, waitMs: 20_000 });
+    await untilWaiters(name, 1);
+    const [, jumper] = await Promise.all([
+      release(name, holder.body.leaseId),
+      acquire(name, { ttlMs: 1_000 }),
+    ]);
+    expect((await waiter).body.token).toBe(2);
+    expect(jumper.status).toBe(409);
+  });
+
+  it("hands an expired lease to the waiter by alarm, with no other request", async () => {
+    const name = lockName("expiry-handoff");
+    const holder = await acquire(name, { ttlMs: 300 });
+    const waiter = await acquire(name, { ttlMs: 10_000, waitMs: 10_000 });
+    expect(waiter.status).toBe(200);
+    expect(waiter.body.token).toBe(2);
+    expect(Date.now()).toBeGreaterThanOrEqual(holder.body.expiresAt);
+    expect((await renew(name, { leaseId: holder.body.leaseId })).body.reason).toBe("expired");
+  });
+
+  it("answers lock_held with the waiter's position when its wait runs out", async () => {
+    const name = lockName("timeout");
+    await acquire(name, { ttlMs: 10_000 });
+    const a = await acquire(name, { ttlMs: 1_000, waitMs: 150, leaseId: lid() });
+    expect(a.status).toBe(409);
+    expect(a.body).toMatchObject({ code: "lock_held", position: 1 });
+  });
+
+  it("keeps a re-polling waiter's place across the per-request cap", async () => {
+    const name = lockName("repoll");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const b = lid("b");
+    expect((await acquire(name, { ttlMs: 10_000, waitMs: 100, leaseId: b })).status).toBe(409);
+    const c = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c" });
+    await untilWaiters(name, 2);
+    const bAgain = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b });
+    await tick(20);
+    await release(name, holder.body.leaseId);
+    const granted = await bAgain;
+    expect(granted.body).toMatchObject({ leaseId: b, token: 2 });
+    await release(name, b);
+    expect((await c).body).toMatchObject({ owner: "c", token: 3 });
+  });
+
+  it("does not let a waiter that stopped polling hold the queue beyond the grace period", async () => {
+    const name = lockName("ghost");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const ghost = lid("ghost");
+    expect((await acquire(name, { ttlMs: 10_000, waitMs: 100, leaseId: ghost })).status).toBe(409);
+    const started = Date.now();
+    const next = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "next" });
+    await untilWaiters(name, 2);
+    await release(name, holder.body.leaseId);
+    const granted = await next;
+    expect(granted.body).toMatchObject({ owner: "next", token: 2 });
+    // The ghost's place lasted its wait plus the grace period, and no longer (alarm-driven).
+    expect(Date.now() - started).toBeLessThan(100 + REPOLL_GRACE_MS + 2_000);
+    const late = await acquire(name, { ttlMs: 10_000, leaseId: ghost });
+    expect(late.body.code).toBe("lock_held");
+    expect(late.body).not.toHaveProperty("position");
+  });
+
+  it("cancels a waiter by release of its leaseId, and never grants it", async () => {
+    const name = lockName("cancel");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const w = lid("w");
+    const waiting = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: w });
+    await untilWaiters(name, 1);
+    expect((await release(name, w)).body).toEqual({ released: false, cancelled: true });
+    expect(await waiting).toMatchObject({ status: 409, body: { code: "wait_cancelled" } });
+    await release(name, holder.body.leaseId);
+    expect((await inspect(name)).body).toMatchObject({ held: false, waiters: 0, lastToken: 1 });
+    expect((await acquire(name, { ttlMs: 1_000, leaseId: w })).body.code).toBe("lease_ended");
+  });
+
+  it("keeps a waiter's place across a restart of the lock object, and grants it on re-poll", async () => {
+    const name = lockName("restart-wait");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const b = lid("b");
+    const parked = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b });
+    await untilWaiters(name, 1);
+    // Like a deploy: the object is reset and its in-flight requests are cut off.
+    await abortAllDurableObjects();
+    const cut = await parked;
+    expect(cut).toMatchObject({ status: 503, body: { code: "unavailable" } });
+    const c = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c" });
+    await untilWaiters(name, 2);
+    await release(name, holder.body.leaseId);
+    // b was granted while it was not connected; its re-poll collects the same lease.
+    const again = await acquire(name, { ttlMs: 10_000, waitMs: 0, leaseId: b });
+    expect(again.body).toMatchObject({ leaseId: b, token: 2 });
+    expect((await acquire(name, { ttlMs: 10_000, leaseId: b })).body.token).toBe(2);
+    await release(name, b);
+    expect((await c).body.token).toBe(3);
+  });
+});
+
+describe("expiry and fencing", () => {
+  it("expires a lease when the alarm runs, and the next grant has a larger token", async () => {
+    const name = lockName("alarm");
+    const a = await acquire(name, { ttlMs: 60_000 });
+    await expireAllByAlarm(name);
+    expect((await inspect(name)).body).toMatchObject({ held: false, lastToken: 1 });
+    expect((await renew(name, { leaseId: a.body.leaseId })).body.reason).toBe("expired");
+    expect(await runDurableObjectAlarm(stubOf(name))).toBe(false);
+    expect((await acquire(name, { ttlMs: 1_000 })).body.token).toBe(2);
+  });
+
+  it("keeps leases, expiry and the token counter across a restart of the object", async () => {
+    const name = lockName("restart");
+    const a = await acquire(name, { ttlMs: 60_000 });
+    await release(name, a.body.leaseId);
+    const b = await acquire(name, { ttlMs: 60_000, owner: "b" });
+    await evictDurableObject(stubOf(name));
+    expect((await inspect(name)).body).toMatchObject({
+      held: true,
+      lastToken: 2,
+      holders: [{ owner: "b", token: 2, expiresAt: b.body.expiresAt }],
+    });
+    expect((await acquire(name, { ttlMs: 1_000 })).status).toBe(409);
+    await release(name, b.body.leaseId);
+    await evictDurableObject(stubOf(name));
+    expect((await acquire(name, { ttlMs: 1_000 })).body.token).toBe(3);
+  });
+
+  it("treats a repeated alarm as harmless", async () => {
+    const name = lockName("alarm-twice");
+    await acquire(name, { ttlMs: 60_000 });
+    await expireAllByAlarm(name);
+    const b = await acquire(name, { ttlMs: 60_000 });
+    await runInDurableObject(stubOf(name), (o) => o.alarm());
+    expect((await inspect(name)).body).toMatchObject({ held: true, holders: [{ token: b.body.token }] });
+  });
+});
