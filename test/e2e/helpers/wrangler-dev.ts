@@ -38,7 +38,10 @@ export async function freePort(): Promise<number> {
 export async function startWranglerDev(opts: DevServerOptions = {}): Promise<DevServer> {
   const persistDir = opts.persistDir ?? mkdtempSync(join(tmpdir(), "edgelock-e2e-"));
   const port = opts.port ?? (await freePort());
-  const vars = Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const vars = Object.entries({ EDGELOCK_INSECURE_NO_AUTH: "true", ...opts.vars }).flatMap(([k, v]) => [
+    "--var",
+    `${k}:${v}`,
+  ]);
   const child = spawn(
     WRANGLER,
     [
