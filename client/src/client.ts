@@ -6,11 +6,11 @@
 import { type Duration, parseDuration } from "./duration.ts";
 import { AuthError, LockHeldError, ServiceError, ValidationError } from "./errors.ts";
 import { Lease, type LeaseHost } from "./lease.ts";
-import type { AcquireRequest, LockMode, LockView } from "./protocol.ts";
+import type { AcquireRequest, LockMode, LockView, ReleaseResponse, Lease as WireLease } from "./protocol.ts";
 import { LOCK_NAME_PATTERN, MAX_WAIT_MS } from "./protocol.ts";
 import { backoffDelayMs, isRetryable, type RetryOptions, resolveRetry, sleep } from "./retry.ts";
 import { type FetchLike, Transport } from "./transport.ts";
-import { isLockView, isWireLease } from "./wire.ts";
+import { isLockView, isReleaseResponse, isWireLease } from "./wire.ts";
 
 /** Lease length when `ttl` is not given. */
 export const DEFAULT_TTL_MS = 30_000;
@@ -146,7 +146,8 @@ export class EdgelockClient {
           return lease;
         } catch (error) {
           if (signal?.aborted) throw error;
-          mayBeKnown ||= requestWaitMs > 0 || !(error instanceof LockHeldError);
+          // Queued, or possibly granted with the answer lost: the server may know this leaseId.
+          mayBeKnown ||= requestWaitMs > 0 || isRetryable(error);
           const left = waitUntil - Date.now();
           if (error instanceof LockHeldError && error.code !== "too_many_waiters" && left > 0) {
             failures = 0;
@@ -196,22 +197,49 @@ export class EdgelockClient {
   /** The lock's public state: holders (never their leaseIds), waiters, last token, semaphore use. */
   async status(name: string, options: { signal?: AbortSignal } = {}): Promise<LockView> {
     checkName(name);
+    const answer = await this.#callWithRetry(name, null, null, options.signal);
+    if (!isLockView(answer)) throw badAnswer("status");
+    return answer;
+  }
+
+  /**
+   * Renews a lease known only by its leaseId (a script's, or one acquired by another process).
+   * Prefer `lease.renew()` when you hold a `Lease`.
+   * @throws {LeaseLostError} when the lease is not held (`reason` says why).
+   */
+  async renewById(name: string, leaseId: string, options: { ttl?: Duration } = {}): Promise<WireLease> {
+    checkName(name);
+    const body =
+      options.ttl === undefined ? { leaseId } : { leaseId, ttlMs: parseDuration(options.ttl, "ttl") };
+    const answer = await this.#callWithRetry(name, "renew", body);
+    if (!isWireLease(answer)) throw badAnswer("renew");
+    return answer;
+  }
+
+  /**
+   * Releases a lease (or cancels a queued wait) known only by its leaseId. Safe to retry.
+   * @throws {LeaseLostError} when the lease is not held (`reason` says why).
+   */
+  async releaseById(name: string, leaseId: string): Promise<ReleaseResponse> {
+    checkName(name);
+    const answer = await this.#callWithRetry(name, "release", { leaseId });
+    if (!isReleaseResponse(answer)) throw badAnswer("release");
+    return answer;
+  }
+
+  async #callWithRetry(
+    name: string,
+    action: string | null,
+    body: object | null,
+    signal?: AbortSignal,
+  ): Promise<unknown> {
     const { retry, requestTimeoutMs } = this.#host;
     for (let attempt = 0; ; attempt++) {
       try {
-        const answer = await this.#transport.call(name, null, null, {
-          signal: options.signal,
-          timeoutMs: requestTimeoutMs,
-        });
-        if (!isLockView(answer)) {
-          throw new ServiceError("bad_response", "the status answer is not an edgelock lock view", {
-            status: 200,
-          });
-        }
-        return answer;
+        return await this.#transport.call(name, action, body, { signal, timeoutMs: requestTimeoutMs });
       } catch (error) {
-        if (options.signal?.aborted || !isRetryable(error) || attempt >= retry.retries) throw error;
-        await sleep(backoffDelayMs(attempt, retry, retryAfterOf(error)), options.signal);
+        if (signal?.aborted || !isRetryable(error) || attempt >= retry.retries) throw error;
+        await sleep(backoffDelayMs(attempt, retry, retryAfterOf(error)), signal);
       }
     }
   }
@@ -260,4 +288,11 @@ function checkName(name: string): void {
 
 function retryAfterOf(error: unknown): number {
   return error instanceof ServiceError ? (error.retryAfterMs ?? 0) : 0;
+}
+
+function badAnswer(action: string): ServiceError {
+  // Status 200: an answer arrived and is not the API's, so retrying would not help.
+  return new ServiceError("bad_response", `the service's ${action} answer is not edgelock's`, {
+    status: 200,
+  });
 }

@@ -44,7 +44,7 @@ export function isRetryable(error: unknown): boolean {
   return !(error instanceof EdgelockError);
 }
 
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. Never keeps Node alive. */
+/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
@@ -55,12 +55,11 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       clearTimeout(timer);
       reject(signal?.reason);
     };
-    const timer = unrefTimer(
-      setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, ms),
-    );
+    // Not unref'd: someone awaits this, and Node must not exit under them (it would, with code 13).
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
