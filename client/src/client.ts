@@ -145,9 +145,9 @@ export class EdgelockClient {
           if (options.autoRenew === true) lease.keepAlive({ deadline: options.deadline });
           return lease;
         } catch (error) {
+          // Queued, aborted mid-request, or granted with the answer lost: the server may know this leaseId.
+          mayBeKnown ||= requestWaitMs > 0 || signal?.aborted === true || isRetryable(error);
           if (signal?.aborted) throw error;
-          // Queued, or possibly granted with the answer lost: the server may know this leaseId.
-          mayBeKnown ||= requestWaitMs > 0 || isRetryable(error);
           const left = waitUntil - Date.now();
           if (error instanceof LockHeldError && error.code !== "too_many_waiters" && left > 0) {
             failures = 0;
