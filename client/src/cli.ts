@@ -170,7 +170,7 @@ async function run(
   }
   const [file, ...args] = command as [string, ...string[]];
   const child = spawn(file, args, { stdio: "inherit" });
-  const forward = (signal: string) => () => child.kill(signal);
+  const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
   const forwards = { SIGINT: forward("SIGINT"), SIGTERM: forward("SIGTERM"), SIGHUP: forward("SIGHUP") };
   for (const [signal, fn] of Object.entries(forwards)) process.on(signal as "SIGINT", fn);
   let killTimer: ReturnType<typeof setTimeout> | undefined;

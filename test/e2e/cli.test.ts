@@ -8,15 +8,17 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../client/src/cli.ts";
 import { EdgelockClient } from "../../client/src/index.ts";
+import { buildClient } from "./helpers/build-client.ts";
 import { runCli, startCli } from "./helpers/cli.ts";
-import { rawRelease, rawStatus, uniqueName } from "./helpers/lock-http.ts";
-import { freePort, startWranglerDev, type WranglerDev } from "./helpers/wrangler-dev.ts";
+import { NO_AUTH, rawRelease, rawStatus, uniqueName } from "./helpers/lock-http.ts";
+import { type DevServer, freePort, startWranglerDev } from "./helpers/wrangler-dev.ts";
 
-let dev: WranglerDev;
+let dev: DevServer;
 let scratch: string;
 let env: Record<string, string>;
 beforeAll(async () => {
-  dev = await startWranglerDev();
+  await buildClient();
+  dev = await startWranglerDev({ vars: NO_AUTH });
   scratch = await mkdtemp(join(tmpdir(), "edgelock-cli-"));
   env = { EDGELOCK_URL: dev.url };
 });

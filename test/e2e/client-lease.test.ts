@@ -12,12 +12,12 @@ import {
   LockHeldError,
   MAX_WAIT_MS,
 } from "../../client/src/index.ts";
-import { rawRelease, rawStatus, uniqueName } from "./helpers/lock-http.ts";
-import { startWranglerDev, type WranglerDev } from "./helpers/wrangler-dev.ts";
+import { NO_AUTH, rawRelease, rawStatus, uniqueName } from "./helpers/lock-http.ts";
+import { type DevServer, startWranglerDev } from "./helpers/wrangler-dev.ts";
 
-let dev: WranglerDev;
+let dev: DevServer;
 beforeAll(async () => {
-  dev = await startWranglerDev();
+  dev = await startWranglerDev({ vars: NO_AUTH });
 });
 afterAll(async () => {
   await dev?.stop();

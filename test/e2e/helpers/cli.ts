@@ -3,10 +3,7 @@
  * collects its exit code and output.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
-import { REPO_ROOT } from "./wrangler-dev.ts";
-
-export const CLI = join(REPO_ROOT, "client", "dist", "bin.js");
+import { CLI, REPO_ROOT } from "./build-client.ts";
 
 export interface CliResult {
   code: number | null;
@@ -17,12 +14,12 @@ export interface CliResult {
 
 export function startCli(
   args: string[],
-  env: Record<string, string | undefined>,
+  env: Record<string, string>,
 ): { child: ChildProcess; done: Promise<CliResult> } {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, EDGELOCK_URL: undefined, EDGELOCK_TOKEN: undefined, ...env },
+    env: { ...withoutEdgelockVars(process.env), ...env },
   });
   let stdout = "";
   let stderr = "";
@@ -41,6 +38,11 @@ export function startCli(
   return { child, done };
 }
 
-export function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
   return startCli(args, env).done;
+}
+
+/** The test runner's environment minus EDGELOCK_*, so only what a test passes reaches the CLI. */
+function withoutEdgelockVars(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([key]) => !key.startsWith("EDGELOCK_")));
 }
