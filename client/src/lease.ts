@@ -1,0 +1,298 @@
+/**
+ * A held lease: its fencing token, the client's own conservative idea of when it ends, renew/release,
+ * `await using` support, and the optional watchdog that renews it in the background. When the lease is
+ * lost (the server says `not_held`, renewals fail until the deadline, or the caller's deadline comes), its
+ * `signal` aborts and `lost` says why. Acquiring, waiting and retrying acquires live in client.ts.
+ */
+import type { Duration } from "./duration.ts";
+import { parseDuration } from "./duration.ts";
+import { EdgelockError, LeaseLostError, ServiceError } from "./errors.ts";
+import type { LockMode, ReleaseResponse, Lease as WireLease } from "./protocol.ts";
+import { backoffDelayMs, isRetryable, type ResolvedRetry, sleep, unrefTimer } from "./retry.ts";
+import type { Transport } from "./transport.ts";
+import { isReleaseResponse, isWireLease } from "./wire.ts";
+
+/** Fraction of the TTL taken off the client's deadline for clock drift between here and the server. */
+export const DRIFT_FACTOR = 0.01;
+/** Fixed part of the drift margin, for short TTLs. */
+export const MIN_DRIFT_MS = 10;
+/** The watchdog renews once this fraction of the TTL is left (Redisson renews at a third). */
+export const RENEW_AT_FRACTION_LEFT = 1 / 3;
+/** Least time before a caller's deadline at which the signal fires, leaving room to stop and release. */
+export const MIN_DEADLINE_MARGIN_MS = 250;
+
+/** What a lease needs from the client that made it. */
+export interface LeaseHost {
+  readonly transport: Transport;
+  readonly retry: ResolvedRetry;
+  /** Time budget of one renew/release request. */
+  readonly requestTimeoutMs: number;
+}
+
+export interface KeepAliveOptions {
+  /**
+   * The caller's own hard deadline (epoch ms by the local clock), e.g. when a serverless invocation will be
+   * cut off. The signal fires (`lost.reason === "deadline"`) once less than a renewal round trip is left
+   * (at least MIN_DEADLINE_MARGIN_MS), so the work stops and the lease is released in time.
+   */
+  deadline?: number | Date | undefined;
+}
+
+type LeaseStatus = "held" | "lost" | "released";
+
+/**
+ * A lease on a lock. Get one from `client.acquire()`; give it back with `release()` or `await using`.
+ *
+ * @example
+ * await using lease = await client.acquire("reports", { ttl: "30s", autoRenew: true });
+ * await writeReport({ fence: lease.token, signal: lease.signal });
+ */
+export class Lease implements AsyncDisposable {
+  readonly name: string;
+  /** The holder's secret and idempotency key; never shown to other clients. */
+  readonly leaseId: string;
+  /** Fencing token: strictly greater than every token granted before on this lock. Guard writes with it. */
+  readonly token: number;
+  readonly owner: string | null;
+  readonly mode: LockMode;
+  readonly permits: number;
+  /** The lock's semaphore limit (1 for a mutex). */
+  readonly limit: number;
+  readonly #host: LeaseHost;
+  readonly #controller = new AbortController();
+  #status: LeaseStatus = "held";
+  #lost: LeaseLostError | null = null;
+  #ttlMs = 0;
+  #expiresAt = 0;
+  #holdCount = 0;
+  #deadline = 0;
+  #rttMs = 0;
+  #keepAlive = false;
+  #callerDeadline: number | undefined;
+  #lastRenewError: unknown;
+  #releasing: Promise<ReleaseResponse> | null = null;
+  readonly #timers = new Map<"expiry" | "renew" | "deadline", ReturnType<typeof setTimeout>>();
+
+  /** @internal Built by the client from a granted answer and the local time its request was sent. */
+  constructor(wire: WireLease, sentAt: number, host: LeaseHost) {
+    this.name = wire.name;
+    this.leaseId = wire.leaseId;
+    this.token = wire.token;
+    this.owner = wire.owner;
+    this.mode = wire.mode;
+    this.permits = wire.permits;
+    this.limit = wire.limit;
+    this.#host = host;
+    this.#accept(wire, sentAt);
+  }
+
+  /** Lease length granted by the last acquire or renew. */
+  get ttlMs(): number {
+    return this.#ttlMs;
+  }
+  /** Server's expiry (epoch ms by the *server's* clock); shown, never relied on. */
+  get expiresAt(): number {
+    return this.#expiresAt;
+  }
+  /** Reentrant holds on this lease. */
+  get holdCount(): number {
+    return this.#holdCount;
+  }
+  /**
+   * The client's deadline (local epoch ms): when the last successful acquire/renew request was *sent*, plus
+   * its TTL, less a drift margin. The server's lease cannot have ended before this.
+   */
+  get deadline(): number {
+    return this.#deadline;
+  }
+  /** Aborts when the lease is lost; its reason is the `LeaseLostError`. Pass it to the guarded work. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+  /** Why the lease was lost, or `null` while it is held (or after a clean release). */
+  get lost(): LeaseLostError | null {
+    return this.#lost;
+  }
+  /** True until released or lost, and only before the client's deadline. */
+  get held(): boolean {
+    return this.#status === "held" && Date.now() < this.#deadline;
+  }
+
+  /**
+   * Extends the lease by its TTL (or `ttl`) from now. Network errors and 5xx are retried until the
+   * deadline. A `not_held` answer marks the lease lost (the signal fires) and throws `LeaseLostError`.
+   */
+  async renew(options: { ttl?: Duration } = {}): Promise<this> {
+    if (this.#status === "released") {
+      throw new LeaseLostError("not_held", "released", "this lease was released; acquire again");
+    }
+    if (this.#lost !== null) throw this.#lost;
+    const ttlMs = options.ttl === undefined ? undefined : parseDuration(options.ttl, "ttl");
+    const body = ttlMs === undefined ? { leaseId: this.leaseId } : { leaseId: this.leaseId, ttlMs };
+    for (let attempt = 0; ; attempt++) {
+      const sentAt = Date.now();
+      const left = this.#deadline - sentAt;
+      if (left <= 0) break;
+      try {
+        const answer = await this.#host.transport.call(this.name, "renew", body, {
+          timeoutMs: Math.min(this.#host.requestTimeoutMs, left),
+        });
+        if (!isWireLease(answer)) throw badAnswer("renew");
+        if (this.#status === "held") this.#accept(answer, sentAt);
+        return this;
+      } catch (error) {
+        if (error instanceof LeaseLostError) {
+          this.#lose(error);
+          throw error;
+        }
+        if (!isRetryable(error)) throw error;
+        this.#lastRenewError = error;
+        const delay = backoffDelayMs(attempt, this.#host.retry, retryAfter(error));
+        if (Date.now() + delay >= this.#deadline) break;
+        await sleep(delay);
+      }
+    }
+    this.#expire();
+    throw this.#lost ?? new LeaseLostError("lease_expired", "expired", "the lease expired");
+  }
+
+  /**
+   * Gives the lease back. Safe to call twice (the second call returns the first answer) and safe to
+   * retry: the server answers a repeated release the same way. Throws `LeaseLostError` if the server no
+   * longer knows the lease as held.
+   */
+  release(): Promise<ReleaseResponse> {
+    this.#releasing ??= this.#release();
+    return this.#releasing;
+  }
+
+  /** `await using lease = await client.acquire(...)` releases on scope exit; a lease already lost is ignored. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      await this.release();
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+    }
+  }
+
+  /**
+   * Starts the watchdog: renew in the background each time a third of the TTL is left, until released or
+   * lost. Failed renewals are retried with backoff; if none succeeds before the deadline, the lease is lost
+   * with reason `expired`. Calling it again only updates the caller's deadline.
+   */
+  keepAlive(options: KeepAliveOptions = {}): this {
+    if (options.deadline !== undefined) this.#callerDeadline = +options.deadline;
+    if (this.#status !== "held") return this;
+    this.#keepAlive = true;
+    this.#schedule();
+    return this;
+  }
+
+  async #release(): Promise<ReleaseResponse> {
+    this.#clearTimers();
+    const wasLostOnServer = this.#lost !== null && this.#lost.code === "not_held";
+    if (wasLostOnServer && this.#lost !== null) throw this.#lost;
+    const retry = this.#host.retry;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const answer = await this.#host.transport.call(
+          this.name,
+          "release",
+          { leaseId: this.leaseId },
+          { timeoutMs: this.#host.requestTimeoutMs },
+        );
+        if (!isReleaseResponse(answer)) throw badAnswer("release");
+        if (this.#status === "held") this.#status = "released";
+        return answer;
+      } catch (error) {
+        if (error instanceof LeaseLostError) {
+          this.#lose(error);
+          throw error;
+        }
+        if (!isRetryable(error) || attempt >= retry.retries) throw error;
+        await sleep(backoffDelayMs(attempt, retry, retryAfter(error)));
+      }
+    }
+  }
+
+  #accept(wire: WireLease, sentAt: number): void {
+    const now = Date.now();
+    this.#ttlMs = wire.ttlMs;
+    this.#expiresAt = wire.expiresAt;
+    this.#holdCount = wire.holdCount;
+    this.#deadline = sentAt + wire.ttlMs - Math.ceil(wire.ttlMs * DRIFT_FACTOR) - MIN_DRIFT_MS;
+    this.#rttMs = Math.max(0, now - sentAt);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#status !== "held" || this.#releasing !== null) return;
+    const now = Date.now();
+    this.#setTimer("expiry", this.#deadline - now, () => this.#expire());
+    if (this.#keepAlive) {
+      const renewAt = this.#deadline - this.#ttlMs * RENEW_AT_FRACTION_LEFT;
+      this.#setTimer("renew", renewAt - now, () => {
+        this.#timers.delete("renew");
+        this.renew().catch((error: unknown) => {
+          // Lost or expired: #lose already fired the signal. Anything else (a 4xx such as a revoked key)
+          // cannot be fixed by retrying; the expiry timer ends the lease at the deadline.
+          this.#lastRenewError = error;
+        });
+      });
+    }
+    if (this.#callerDeadline !== undefined) {
+      const margin = Math.max(MIN_DEADLINE_MARGIN_MS, 2 * this.#rttMs);
+      this.#setTimer("deadline", this.#callerDeadline - margin - now, () =>
+        this.#lose(
+          new LeaseLostError(
+            "deadline",
+            "deadline",
+            "the caller's deadline leaves no time for another renewal; stop and release",
+          ),
+        ),
+      );
+    }
+  }
+
+  #expire(): void {
+    if (this.#status !== "held") return;
+    const cause = this.#lastRenewError;
+    const detail =
+      cause === undefined
+        ? "the lease reached its deadline without being renewed"
+        : `renewals failed until the lease's deadline passed (last: ${cause instanceof Error ? cause.message : String(cause)})`;
+    this.#lose(new LeaseLostError("lease_expired", "expired", detail, { cause }));
+  }
+
+  #lose(error: LeaseLostError): void {
+    if (this.#status !== "held") return;
+    this.#status = "lost";
+    this.#lost = error;
+    this.#clearTimers();
+    this.#controller.abort(error);
+  }
+
+  #setTimer(kind: "expiry" | "renew" | "deadline", delayMs: number, fn: () => void): void {
+    const old = this.#timers.get(kind);
+    if (old !== undefined) clearTimeout(old);
+    this.#timers.set(kind, unrefTimer(setTimeout(fn, Math.max(0, delayMs))));
+  }
+
+  #clearTimers(): void {
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+}
+
+function retryAfter(error: unknown): number {
+  return error instanceof EdgelockError && "retryAfterMs" in error && typeof error.retryAfterMs === "number"
+    ? error.retryAfterMs
+    : 0;
+}
+
+function badAnswer(action: string): ServiceError {
+  // Status 200: the answer arrived and was wrong, so retrying would not help.
+  return new ServiceError("bad_response", `the service's ${action} answer is not edgelock's`, {
+    status: 200,
+  });
+}

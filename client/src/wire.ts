@@ -1,0 +1,40 @@
+/**
+ * Shape checks for the service's JSON answers, so a proxy's error page or a version mismatch becomes a
+ * clear `bad_response` instead of `undefined` leaking into a lease. They check what the client relies on,
+ * not every field (the server is the validator of record).
+ */
+import type { LockView, ReleaseResponse, Lease as WireLease } from "./protocol.ts";
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+export function isWireLease(value: unknown): value is WireLease {
+  return (
+    isRecord(value) &&
+    typeof value.name === "string" &&
+    typeof value.leaseId === "string" &&
+    Number.isSafeInteger(value.token) &&
+    typeof value.ttlMs === "number" &&
+    typeof value.expiresAt === "number" &&
+    typeof value.holdCount === "number" &&
+    typeof value.permits === "number" &&
+    typeof value.limit === "number" &&
+    (value.mode === "exclusive" || value.mode === "shared") &&
+    (value.owner === null || typeof value.owner === "string")
+  );
+}
+
+export function isReleaseResponse(value: unknown): value is ReleaseResponse {
+  return isRecord(value) && typeof value.released === "boolean";
+}
+
+export function isLockView(value: unknown): value is LockView {
+  return (
+    isRecord(value) &&
+    typeof value.name === "string" &&
+    typeof value.held === "boolean" &&
+    Array.isArray(value.holders) &&
+    typeof value.lastToken === "number"
+  );
+}

@@ -1,0 +1,32 @@
+/**
+ * Raw HTTP calls to the service for e2e tests that act behind a client's back (releasing its lease,
+ * reading the lock's state), so the tests never rely on the client to check the client.
+ */
+import type { LockView } from "../../../client/src/protocol.ts";
+
+export async function rawRelease(baseUrl: string, name: string, leaseId: string): Promise<Response> {
+  return fetch(`${baseUrl}/v1/locks/${name}/release`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ leaseId }),
+  });
+}
+
+export async function rawStatus(baseUrl: string, name: string): Promise<LockView> {
+  const res = await fetch(`${baseUrl}/v1/locks/${name}`);
+  if (!res.ok) throw new Error(`status of ${name}: HTTP ${res.status}`);
+  return (await res.json()) as LockView;
+}
+
+/**
+ * These tests run the server without API keys. The auth layer (being added) refuses every request when no
+ * keys are configured unless this variable is set; before it lands the variable is unused.
+ */
+export const NO_AUTH = { EDGELOCK_INSECURE_NO_AUTH: "true" };
+
+let counter = 0;
+/** A lock name no other test uses. */
+export function uniqueName(label: string): string {
+  counter += 1;
+  return `e2e-${label}-${counter}-${Date.now().toString(36)}`;
+}
