@@ -1,32 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type AcquireCommand, type Command, EMPTY_STATE, type Step, transition } from "./lock-state.ts";
+import { acq as acquire, run, T0 } from "./lock-state.fixtures.ts";
+import { type AcquireCommand, EMPTY_STATE, type Step, transition } from "./lock-state.ts";
 
-const T0 = 1_000_000;
-
-function acq(leaseId: string, extra: Partial<AcquireCommand> = {}): AcquireCommand {
-  return {
-    type: "acquire",
-    leaseId,
-    owner: null,
-    ttlMs: 1_000,
-    waitMs: 10_000,
-    mode: "exclusive",
-    limit: null,
-    permits: 1,
-    reentrant: false,
-    lockDelayMs: 0,
-    ...extra,
-  };
-}
-
-function run(steps: [number, Command][]): Step[] {
-  let s = EMPTY_STATE;
-  return steps.map(([now, cmd]) => {
-    const step = transition(s, cmd, now);
-    s = step.state;
-    return step;
-  });
-}
+/** Kinds are mostly about waiting: these acquires wait 10 s unless told otherwise. */
+const acq = (leaseId: string, extra: Partial<AcquireCommand> = {}) =>
+  acquire(leaseId, { waitMs: 10_000, ...extra });
 
 const holders = (step: Step | undefined) => step?.state.holders.map((l) => l.leaseId);
 const grantedNow = (step: Step | undefined) => step?.effects.granted.map((l) => l.leaseId);

@@ -1,46 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { MAX_WAITERS, REPOLL_GRACE_MS } from "../client/src/protocol.ts";
+import { acq, run, T0 } from "./lock-state.fixtures.ts";
 import {
-  type AcquireCommand,
-  type Command,
   EMPTY_STATE,
-  type LockState,
   nextDeadline,
   type Outcome,
   type Step,
   TOMBSTONE_TTL_MS,
   transition,
 } from "./lock-state.ts";
-
-const T0 = 1_000_000;
-
-function acq(leaseId: string, extra: Partial<AcquireCommand> = {}): AcquireCommand {
-  return {
-    type: "acquire",
-    leaseId,
-    owner: null,
-    ttlMs: 1_000,
-    waitMs: 0,
-    mode: "exclusive",
-    limit: null,
-    permits: 1,
-    reentrant: false,
-    lockDelayMs: 0,
-    ...extra,
-  };
-}
-
-/** Runs commands in order, each at its own time, and returns every step. */
-function run(steps: [number, Command][], start: LockState = EMPTY_STATE): Step[] {
-  const out: Step[] = [];
-  let s = start;
-  for (const [now, cmd] of steps) {
-    const step = transition(s, cmd, now);
-    out.push(step);
-    s = step.state;
-  }
-  return out;
-}
 
 function last(steps: Step[]): Step {
   return steps[steps.length - 1] as Step;
