@@ -217,3 +217,31 @@ describe("lock-delay", () => {
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_delay" });
   });
 });
+
+describe("reentrant edge cases found by the model test", () => {
+  const re = (leaseId: string, extra: Partial<AcquireCommand> = {}) =>
+    acq(leaseId, { reentrant: true, owner: "alice", waitMs: 0, ...extra });
+
+  it("answers lease_ended to a retried reentrant acquire whose lease has ended", () => {
+    const steps = run([
+      [T0, re("first")],
+      [T0, re("second")],
+      [T0 + 1, { type: "release", leaseId: "first" }],
+      [T0 + 2, { type: "release", leaseId: "first" }],
+      [T0 + 3, re("second")],
+    ]);
+    expect(steps[4]?.outcome).toMatchObject({ kind: "rejected", code: "lease_ended", reason: "released" });
+    expect(steps[4]?.state.lastToken).toBe(1);
+  });
+
+  it("does not cut a queued waiter's wait short when its owner also tries once with another leaseId", () => {
+    const steps = run([
+      [T0, acq("holder", { owner: "bob", waitMs: 0 })],
+      [T0 + 10, re("queued", { waitMs: 5_000 })],
+      [T0 + 20, re("try-once")],
+      [T0 + 30, { type: "release", leaseId: "holder" }],
+    ]);
+    expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
+    expect(grantedNow(steps[3])).toEqual(["queued"]);
+  });
+});

@@ -239,11 +239,8 @@ function acquire(s: LockState, cmd: AcquireCommand, now: number): [LockState, Ou
     }
   }
 
-  const queuedIndex = s.queue.findIndex(
-    (w) =>
-      w.leaseId === cmd.leaseId ||
-      (cmd.reentrant && w.reentrant && w.owner === cmd.owner && w.owner !== null),
-  );
+  // Only the leaseId identifies a waiter: reentrancy counts holds, it never merges two waiters of one owner.
+  const queuedIndex = s.queue.findIndex((w) => w.leaseId === cmd.leaseId);
   if (queuedIndex !== -1) return repoll(s, queuedIndex, cmd, now);
 
   const stated = cmd.limit ?? 1;
@@ -393,7 +390,9 @@ function endHolders(s: LockState, ended: readonly LeaseRecord[], reason: EndReas
   const gone = new Set(ended);
   let next: LockState = { ...s, holders: s.holders.filter((l) => !gone.has(l)) };
   for (const l of ended) {
-    next = addTombstone(next, l.leaseId, reason, now);
+    // A reentrant lease's aliases are lease ids too: each is single-use, and a retry of one must not start
+    // a fresh lease.
+    for (const id of [l.leaseId, ...l.aliases]) next = addTombstone(next, id, reason, now);
     // A lost holder may still be running: keep the lock closed for its lock-delay. A release frees at once.
     if (reason !== "released" && l.lockDelayMs > 0) {
       const endedAt = reason === "expired" ? l.expiresAt : now;
