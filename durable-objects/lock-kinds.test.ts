@@ -210,7 +210,7 @@ describe("lock-delay", () => {
   it("applies the delay after a force-release", () => {
     const steps = run([
       [T0, acq("a", { lockDelayMs: 1_000 })],
-      [T0 + 10, { type: "forceRelease" }],
+      [T0 + 10, { type: "forceRelease", by: "ops" }],
       [T0 + 20, acq("b", { waitMs: 0 })],
     ]);
     expect(steps[1]?.outcome).toEqual({ kind: "forced", count: 1 });

@@ -73,8 +73,9 @@ export class LockObject extends DurableObject<Env> {
     return this.#apply({ type: "release", leaseId });
   }
 
-  forceRelease(): Outcome {
-    return this.#apply({ type: "forceRelease" });
+  /** Ends every lease now; `by` (an admin key's name) is kept with each, for the holders to learn. */
+  forceRelease(by: string): Outcome {
+    return this.#apply({ type: "forceRelease", by });
   }
 
   inspect(): LockSnapshot {

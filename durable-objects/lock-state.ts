@@ -52,6 +52,8 @@ export interface Tombstone {
   readonly leaseId: string;
   readonly reason: EndReason;
   readonly endedAt: number;
+  /** Who forced the lease out (an admin key's name), for `forced`; otherwise null. */
+  readonly by: string | null;
 }
 
 export interface LockState {
@@ -101,7 +103,7 @@ export type Command =
       readonly mode: LockMode | null;
     }
   | { readonly type: "release"; readonly leaseId: string }
-  | { readonly type: "forceRelease" }
+  | { readonly type: "forceRelease"; readonly by: string }
   | { readonly type: "tick" };
 
 export type Outcome =
@@ -122,7 +124,13 @@ export type Rejection =
       readonly position: number | null;
       readonly holders: readonly LeaseRecord[];
     }
-  | { readonly kind: "rejected"; readonly code: "not_held"; readonly reason: NotHeldReason }
+  | {
+      readonly kind: "rejected";
+      readonly code: "not_held";
+      readonly reason: NotHeldReason;
+      /** Who forced the lease out, when `reason` is `forced`. */
+      readonly by: string | null;
+    }
   | { readonly kind: "rejected"; readonly code: "lease_ended"; readonly reason: EndReason }
   | { readonly kind: "rejected"; readonly code: "limit_mismatch"; readonly limit: number }
   | { readonly kind: "rejected"; readonly code: "upgrade_not_supported" }
@@ -162,7 +170,7 @@ export function transition(state: LockState, command: Command, now: number): Ste
       break;
     case "forceRelease":
       outcome = { kind: "forced", count: s.holders.length };
-      s = endHolders(s, s.holders, "forced", now);
+      s = endHolders(s, s.holders, "forced", now, command.by);
       break;
     default:
       return assertNever(command);
@@ -305,7 +313,7 @@ function renew(
   now: number,
 ): [LockState, Outcome] {
   const lease = s.holders.find((l) => l.leaseId === leaseId);
-  if (lease === undefined) return [s, { kind: "rejected", code: "not_held", reason: whyNotHeld(s, leaseId) }];
+  if (lease === undefined) return [s, notHeld(s, leaseId)];
   if (mode === "exclusive" && lease.mode === "shared") {
     return [s, { kind: "rejected", code: "upgrade_not_supported" }];
   }
@@ -332,12 +340,15 @@ function release(s: LockState, leaseId: string, now: number, cancelled: string[]
   const ended = s.tombstones.find((t) => t.leaseId === leaseId);
   if (ended?.reason === "released") return [s, { kind: "released", holdCount: 0 }];
   if (ended?.reason === "cancelled") return [s, { kind: "cancelled" }];
-  return [s, { kind: "rejected", code: "not_held", reason: ended?.reason ?? "unknown" }];
+  return [s, notHeld(s, leaseId)];
 }
 
-function whyNotHeld(s: LockState, leaseId: string): NotHeldReason {
-  if (s.queue.some((w) => w.leaseId === leaseId)) return "queued";
-  return s.tombstones.find((t) => t.leaseId === leaseId)?.reason ?? "unknown";
+function notHeld(s: LockState, leaseId: string): Rejection {
+  if (s.queue.some((w) => w.leaseId === leaseId)) {
+    return { kind: "rejected", code: "not_held", reason: "queued", by: null };
+  }
+  const ended = s.tombstones.find((t) => t.leaseId === leaseId);
+  return { kind: "rejected", code: "not_held", reason: ended?.reason ?? "unknown", by: ended?.by ?? null };
 }
 
 /** Grants waiters from the head of the queue while the head can be granted: strict FIFO, no overtaking. */
@@ -385,14 +396,20 @@ function newLease(
   };
 }
 
-function endHolders(s: LockState, ended: readonly LeaseRecord[], reason: EndReason, now: number): LockState {
+function endHolders(
+  s: LockState,
+  ended: readonly LeaseRecord[],
+  reason: EndReason,
+  now: number,
+  by: string | null = null,
+): LockState {
   if (ended.length === 0) return s;
   const gone = new Set(ended);
   let next: LockState = { ...s, holders: s.holders.filter((l) => !gone.has(l)) };
   for (const l of ended) {
     // A reentrant lease's aliases are lease ids too: each is single-use, and a retry of one must not start
     // a fresh lease.
-    for (const id of [l.leaseId, ...l.aliases]) next = addTombstone(next, id, reason, now);
+    for (const id of [l.leaseId, ...l.aliases]) next = addTombstone(next, id, reason, now, by);
     // A lost holder may still be running: keep the lock closed for its lock-delay. A release frees at once.
     if (reason !== "released" && l.lockDelayMs > 0) {
       const endedAt = reason === "expired" ? l.expiresAt : now;
@@ -403,8 +420,14 @@ function endHolders(s: LockState, ended: readonly LeaseRecord[], reason: EndReas
   return next;
 }
 
-function addTombstone(s: LockState, leaseId: string, reason: EndReason, now: number): LockState {
-  const tombstones = [...s.tombstones, { leaseId, reason, endedAt: now }];
+function addTombstone(
+  s: LockState,
+  leaseId: string,
+  reason: EndReason,
+  now: number,
+  by: string | null = null,
+): LockState {
+  const tombstones = [...s.tombstones, { leaseId, reason, endedAt: now, by }];
   return { ...s, tombstones: tombstones.slice(-MAX_TOMBSTONES) };
 }
 

@@ -45,13 +45,18 @@ CREATE TABLE IF NOT EXISTS waiter (
 CREATE TABLE IF NOT EXISTS tombstone (
   lease_id TEXT PRIMARY KEY,
   reason TEXT NOT NULL,
-  ended_at INTEGER NOT NULL
+  ended_at INTEGER NOT NULL,
+  ended_by TEXT
 );`;
 
 type Row = Record<string, SqlStorageValue>;
 
 export function load(sql: SqlStorage): LockState {
   sql.exec(SCHEMA);
+  // Locks created before force-releases were attributed lack this column.
+  if (!sql.exec("SELECT * FROM tombstone LIMIT 0").columnNames.includes("ended_by")) {
+    sql.exec("ALTER TABLE tombstone ADD COLUMN ended_by TEXT");
+  }
   const meta = sql.exec<Row>("SELECT * FROM lock_meta WHERE id = 1").toArray()[0];
   if (meta === undefined) return EMPTY_STATE;
   return {
@@ -69,6 +74,7 @@ export function load(sql: SqlStorage): LockState {
           leaseId: String(r.lease_id),
           reason: String(r.reason) as EndReason,
           endedAt: Number(r.ended_at),
+          by: r.ended_by === null || r.ended_by === undefined ? null : String(r.ended_by),
         }),
       ),
   };
@@ -131,10 +137,11 @@ export function save(sql: SqlStorage, before: LockState, after: LockState): void
   );
   syncRows(sql, "tombstone", before.tombstones, after.tombstones, (t) =>
     sql.exec(
-      "INSERT OR REPLACE INTO tombstone (lease_id, reason, ended_at) VALUES (?, ?, ?)",
+      "INSERT OR REPLACE INTO tombstone (lease_id, reason, ended_at, ended_by) VALUES (?, ?, ?, ?)",
       t.leaseId,
       t.reason,
       t.endedAt,
+      t.by,
     ),
   );
 }

@@ -253,7 +253,10 @@ describe("force-release", () => {
     expect(granted).toMatchObject({ leaseId: waiterId, owner: "next" });
     expect(granted.token).toBeGreaterThan(stuck.token);
     const renew = await call(path(name, "renew"), { key: "billingWrite", body: { leaseId: stuck.leaseId } });
-    expect(await expectProblem(renew, 409, "not_held")).toMatchObject({ reason: "forced" });
+    expect(await expectProblem(renew, 409, "not_held")).toMatchObject({
+      reason: "forced",
+      by: "billing-admin",
+    });
   });
 
   it("on a free lock ends nothing, and the next grant still gets a larger token", async () => {

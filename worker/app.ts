@@ -69,9 +69,9 @@ app.post("/v1/locks/:name/release", auth({ permission: "lock" }), async (c) => {
 app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (c) => {
   const name = c.var.lockName;
   const by = c.var.principal.name;
-  const outcome = await callLock(c, name, (lock) => lock.forceRelease());
+  const outcome = await callLock(c, name, (lock) => lock.forceRelease(by));
   if (outcome.kind !== "forced") throw new Error(`forceRelease answered ${outcome.kind}`);
-  // The audit record: who ended which leases. The lock object does not store it (see docs/security.md).
+  // The audit record: who ended which leases. The lock object also keeps `by` with each ended lease.
   console.log(JSON.stringify({ event: "force-release", lock: name, by, count: outcome.count }));
   const result: ForceReleaseResult = { name, forced: true, count: outcome.count, by };
   return Response.json(result);
@@ -218,7 +218,7 @@ function rejection(r: Extract<Outcome | AcquireOutcome, { kind: "rejected" }>): 
     }
     case "not_held":
       return problem("not_held", `this leaseId does not hold the lock (${r.reason})`, {
-        extra: { reason: r.reason },
+        extra: r.by === null ? { reason: r.reason } : { reason: r.reason, by: r.by },
       });
     case "lease_ended":
       return problem("lease_ended", `this leaseId was already used and ended (${r.reason}); use a new one`, {
