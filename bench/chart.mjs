@@ -15,22 +15,31 @@ function panel(title, series, offsetX) {
   const w = PANEL.width - PANEL.left - PANEL.right;
   const h = PANEL.height - PANEL.top - PANEL.bottom;
   const x = (ms) =>
-    offsetX + PANEL.left + (w * (Math.log10(Math.max(MIN_MS, ms)) - Math.log10(MIN_MS))) / (Math.log10(maxMs) - Math.log10(MIN_MS));
+    offsetX +
+    PANEL.left +
+    (w * (Math.log10(Math.max(MIN_MS, ms)) - Math.log10(MIN_MS))) / (Math.log10(maxMs) - Math.log10(MIN_MS));
   const y = (q) => PANEL.top + h * (1 - q);
   const parts = [`<text x="${offsetX + PANEL.left}" y="20" font-weight="bold">${esc(title)}</text>`];
   for (let ms = MIN_MS; ms <= maxMs * 1.001; ms *= 10) {
     parts.push(`<line x1="${x(ms)}" x2="${x(ms)}" y1="${y(0)}" y2="${y(1)}" stroke="#e9ecef"/>`);
-    parts.push(`<text x="${x(ms)}" y="${y(0) + 16}" text-anchor="middle">${ms < 1 ? ms.toFixed(1) : Math.round(ms)}</text>`);
+    parts.push(
+      `<text x="${x(ms)}" y="${y(0) + 16}" text-anchor="middle">${ms < 1 ? ms.toFixed(1) : Math.round(ms)}</text>`,
+    );
   }
   for (const q of [0, 0.5, 0.9, 1]) {
     parts.push(`<line x1="${x(MIN_MS)}" x2="${x(maxMs)}" y1="${y(q)}" y2="${y(q)}" stroke="#e9ecef"/>`);
     parts.push(`<text x="${offsetX + PANEL.left - 6}" y="${y(q) + 4}" text-anchor="end">${q}</text>`);
   }
-  parts.push(`<text x="${x(Math.sqrt(MIN_MS * maxMs))}" y="${PANEL.height - 6}" text-anchor="middle">ms (log)</text>`);
+  parts.push(
+    `<text x="${x(Math.sqrt(MIN_MS * maxMs))}" y="${PANEL.height - 6}" text-anchor="middle">ms (log)</text>`,
+  );
   for (const s of series) {
     const sorted = [...s.samples].sort((a, b) => a - b);
     if (sorted.length === 0) continue;
-    const points = sorted.flatMap((v, i) => [`${x(v)},${y(i / sorted.length)}`, `${x(v)},${y((i + 1) / sorted.length)}`]);
+    const points = sorted.flatMap((v, i) => [
+      `${x(v)},${y(i / sorted.length)}`,
+      `${x(v)},${y((i + 1) / sorted.length)}`,
+    ]);
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="1.8" points="${points.join(" ")}"/>`);
   }
   return parts.join("\n");

@@ -6,8 +6,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
-import { BENCH_DIR, ROOT_DIR } from "./config.mjs";
 import { chart } from "./chart.mjs";
+import { BENCH_DIR, ROOT_DIR } from "./config.mjs";
 import { version } from "./servers/peers.mjs";
 import { checkTargets, ratios } from "./targets.mjs";
 
@@ -36,7 +36,10 @@ export function machineInfo() {
     etcd3: pkg("etcd3"),
     commit: (() => {
       try {
-        return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT_DIR, encoding: "utf8" }).trim();
+        return execFileSync("git", ["rev-parse", "--short", "HEAD"], {
+          cwd: ROOT_DIR,
+          encoding: "utf8",
+        }).trim();
       } catch {
         return null;
       }
@@ -44,7 +47,8 @@ export function machineInfo() {
   };
 }
 
-const fmt = (v) => (v === null || v === undefined ? "–" : typeof v === "number" ? String(Math.round(v * 100) / 100) : String(v));
+const fmt = (v) =>
+  v === null || v === undefined ? "–" : typeof v === "number" ? String(Math.round(v * 100) / 100) : String(v);
 
 function table(headers, rows) {
   const lines = [`| ${headers.join(" | ")} |`, `|${headers.map(() => "---").join("|")}|`];
@@ -55,22 +59,57 @@ function table(headers, rows) {
 const lat = (s) => [s.p50, s.p90, s.p99, s.max];
 
 function floorSection(r) {
-  const rows = Object.entries(r.floor).map(([path, f]) => [path, ...["route", "doNoop", "doWrite"].flatMap((k) => (f[k] ? [f[k].p50, f[k].p99] : [null, null]))]);
+  const kinds = ["route", "doNoop", "doWrite", "doWriteAlarm"];
+  const rows = Object.entries(r.floor).map(([path, f]) => [
+    path,
+    ...kinds.flatMap((k) => (f[k] ? [f[k].p50, f[k].p99] : [null, null])),
+    f.manyObjects?.writesPerSec,
+  ]);
   const f = (path, k) => r.floor[path]?.[k]?.p50 ?? null;
   const minus = (a, b) => (a === null || b === null ? null : Math.round((a - b) * 100) / 100);
   const direct = r.systems.find((s) => s.key === "edgelock-direct");
   const breakdown = [
     ["Node client + loopback HTTP (no-op Node server)", f("node http (client + loopback)", "route")],
-    ["workerd HTTP + a no-op Worker", minus(f("workerd direct", "route"), f("node http (client + loopback)", "route"))],
+    [
+      "workerd HTTP + a no-op Worker",
+      minus(f("workerd direct", "route"), f("node http (client + loopback)", "route")),
+    ],
     ["Miniflare entry worker hop", minus(f("miniflare entry", "route"), f("workerd direct", "route"))],
     ["wrangler dev proxy hop(s)", minus(f("wrangler dev", "route"), f("miniflare entry", "route"))],
-    ["Worker → Durable Object RPC (no-op method)", minus(f("workerd direct", "doNoop"), f("workerd direct", "route"))],
-    ["one SQLite write in the DO (local durability)", minus(f("workerd direct", "doWrite"), f("workerd direct", "doNoop"))],
-    ["edgelock's own work per request (pair p50 / 2 − write floor)", minus(direct ? direct.uncontended.pair.p50 / 2 : null, f("workerd direct", "doWrite"))],
+    [
+      "Worker → Durable Object RPC (no-op method)",
+      minus(f("workerd direct", "doNoop"), f("workerd direct", "route")),
+    ],
+    [
+      "one SQLite write in the DO (local durability)",
+      minus(f("workerd direct", "doWrite"), f("workerd direct", "doNoop")),
+    ],
+    [
+      "a setAlarm with that write",
+      minus(f("workerd direct", "doWriteAlarm"), f("workerd direct", "doWrite")),
+    ],
+    [
+      "edgelock's own work per request (pair p50 / 2 − write + alarm floor)",
+      minus(direct ? direct.uncontended.pair.p50 / 2 : null, f("workerd direct", "doWriteAlarm")),
+    ],
   ];
   return [
     "### 6. The floor (sequential round trips, ms)",
-    table(["path", "no-op route p50", "p99", "no-op DO p50", "p99", "DO + 1 write p50", "p99"], rows),
+    table(
+      [
+        "path",
+        "no-op route p50",
+        "p99",
+        "no-op DO p50",
+        "p99",
+        "DO + 1 write p50",
+        "p99",
+        "write + setAlarm p50",
+        "p99",
+        `fresh DOs + 1 write /s (${r.params.manyFloorObjects}, ${r.params.manyInFlight} in flight)`,
+      ],
+      rows,
+    ),
     "",
     "Where one request's time goes (differences of p50s, ms):",
     table(["step", "ms"], breakdown),
@@ -80,23 +119,79 @@ function floorSection(r) {
 function scenarioSections(r) {
   const S = r.systems;
   const contendedRows = S.flatMap((s) =>
-    s.contended.map((c) => [s.label, c.processes, c.sections, c.lostUpdates, c.sectionsPerSec, ...lat(c.wait).slice(0, 1), c.wait.p99, c.wait.max, c.wait.mean, c.maxOverMeanWait, c.jain, c.requestsPerSection, c.timeouts]),
+    s.contended.map((c) => [
+      s.label,
+      c.processes,
+      c.sections,
+      c.lostUpdates,
+      c.sectionsPerSec,
+      ...lat(c.wait).slice(0, 1),
+      c.wait.p99,
+      c.wait.max,
+      c.wait.mean,
+      c.maxOverMeanWait,
+      c.jain,
+      c.requestsPerSection,
+      c.timeouts,
+    ]),
   );
   return [
     `### 1. Uncontended: one client, acquire + release, ${r.params.uncontendedPairs} pairs (ms)`,
-    table(["system", "p50", "p90", "p99", "max", "pairs/s", "requests/pair"], S.map((s) => [s.label, ...lat(s.uncontended.pair), s.uncontended.pairsPerSec, s.uncontended.requestsPerPair])),
+    table(
+      ["system", "p50", "p90", "p99", "max", "pairs/s", "requests/pair"],
+      S.map((s) => [
+        s.label,
+        ...lat(s.uncontended.pair),
+        s.uncontended.pairsPerSec,
+        s.uncontended.requestsPerPair,
+      ]),
+    ),
     "",
     `### 2 + 7. Contended counter: P processes × ${r.params.contendedRounds} rounds (wait in ms)`,
-    table(["system", "P", "CS", "lost", "CS/s", "wait p50", "p99", "max", "mean", "max/mean", "Jain", "requests/CS", "timeouts"], contendedRows),
+    table(
+      [
+        "system",
+        "P",
+        "CS",
+        "lost",
+        "CS/s",
+        "wait p50",
+        "p99",
+        "max",
+        "mean",
+        "max/mean",
+        "Jain",
+        "requests/CS",
+        "timeouts",
+      ],
+      contendedRows,
+    ),
     "",
     `### 3. Hand-off: release call → waiter's grant, ${r.params.handoffs} hand-offs (ms)`,
-    table(["system", "p50", "p90", "p99", "max", "waiter requests per hand-off"], S.map((s) => [s.label, ...lat(s.handoff.handoff), s.handoff.waiterRequests])),
+    table(
+      ["system", "p50", "p90", "p99", "max", "waiter requests per hand-off"],
+      S.map((s) => [s.label, ...lat(s.handoff.handoff), s.handoff.waiterRequests]),
+    ),
     "",
     `### 4. Lease expiry: lateness of the waiter's grant after the holder's TTL, ${r.params.expiries} expiries (ms)`,
-    table(["system", "TTL", "p50", "p90", "p99", "max"], S.map((s) => [s.label, s.expiry.ttlMs, ...lat(s.expiry.lateness)])),
+    table(
+      ["system", "TTL", "p50", "p90", "p99", "max"],
+      S.map((s) => [s.label, s.expiry.ttlMs, ...lat(s.expiry.lateness)]),
+    ),
     "",
-    `### 5. Many locks: ${r.params.manyLocks} names, acquire + release each, ${r.params.manyInFlight} in flight`,
-    table(["system", "pairs/s", "requests/s", "server RSS before (MiB)", "after (MiB)", "process"], S.map((s) => [s.label, s.many.pairsPerSec, s.many.requestsPerSec, s.many.rssBeforeMiB, s.many.rssAfterMiB, s.memoryOf])),
+    `### 5. Many locks: distinct names, acquire + release each, ${r.params.manyInFlight} in flight`,
+    table(
+      ["system", "names", "pairs/s", "requests/s", "server RSS before (MiB)", "after (MiB)", "process"],
+      S.map((s) => [
+        s.label,
+        s.many.locks,
+        s.many.pairsPerSec,
+        s.many.requestsPerSec,
+        s.many.rssBeforeMiB,
+        s.many.rssAfterMiB,
+        s.memoryOf,
+      ]),
+    ),
   ].join("\n");
 }
 
@@ -104,11 +199,27 @@ function targetSections(r) {
   const out = [];
   for (const s of r.systems.filter((x) => x.key.startsWith("edgelock"))) {
     out.push(`### Targets: ${s.label} (floor: ${s.floorPath})`);
-    out.push(table(["target", "value", "limit", "status"], checkTargets(r, s.key).map((t) => [t.name, `${fmt(t.value)}${t.unit}`, `${fmt(t.limit)}${t.unit}`, t.status])));
+    out.push(
+      table(
+        ["target", "value", "limit", "status"],
+        checkTargets(r, s.key).map((t) => [
+          t.name,
+          `${fmt(t.value)}${t.unit}`,
+          `${fmt(t.limit)}${t.unit}`,
+          t.status,
+        ]),
+      ),
+    );
     out.push("", `### Ratios: ${s.label} / peer`);
     const rows = ratios(r, s.key);
     const peers = Object.keys(rows[0] ?? {}).filter((k) => k !== "figure" && k !== "edgelock");
-    out.push(table(["figure", "edgelock", ...peers.map((p) => `÷ ${p}`)], rows.map((x) => [x.figure, x.edgelock, ...peers.map((p) => x[p])])), "");
+    out.push(
+      table(
+        ["figure", "edgelock", ...peers.map((p) => `÷ ${p}`)],
+        rows.map((x) => [x.figure, x.edgelock, ...peers.map((p) => x[p])]),
+      ),
+      "",
+    );
   }
   return out.join("\n");
 }
@@ -145,9 +256,13 @@ export function report(results) {
   const mdFile = join(BENCH_DIR, results.quick ? "results/RESULTS-quick.md" : "RESULTS.md");
   const begin = "<!-- bench:begin (generated by npm run bench; edit outside these markers) -->";
   const end = "<!-- bench:end -->";
-  const old = existsSync(mdFile) ? readFileSync(mdFile, "utf8") : `# edgelock benchmark results\n\n${begin}\n${end}\n`;
+  const old = existsSync(mdFile)
+    ? readFileSync(mdFile, "utf8")
+    : `# edgelock benchmark results\n\n${begin}\n${end}\n`;
   const [head, rest] = old.includes(begin) ? old.split(begin) : [old, `${end}\n`];
   const tail = rest.includes(end) ? rest.split(end)[1] : rest;
   writeFileSync(mdFile, `${head}${begin}\n${generated}\n${end}${tail}`);
-  console.log(`wrote bench/results/${stem}.json, bench/${chartFile} and ${mdFile.replace(`${ROOT_DIR}/`, "")}`);
+  console.log(
+    `wrote bench/results/${stem}.json, bench/${chartFile} and ${mdFile.replace(`${ROOT_DIR}/`, "")}`,
+  );
 }

@@ -45,7 +45,9 @@ export function windowedJain(perProcessEnds, windows = 10) {
     const index = jain(counts);
     if (index !== null) indexes.push(index);
   }
-  return indexes.length === 0 ? null : Math.round((indexes.reduce((s, x) => s + x, 0) / indexes.length) * 1000) / 1000;
+  return indexes.length === 0
+    ? null
+    : Math.round((indexes.reduce((s, x) => s + x, 0) / indexes.length) * 1000) / 1000;
 }
 
 export const round2 = (x) => (x === null || x === undefined ? null : Math.round(x * 100) / 100);

@@ -25,7 +25,13 @@ export function checkTargets(results, key) {
   const lost = me.contended.reduce((s, c) => s + c.lostUpdates, 0);
   const fifo = Math.max(...me.contended.map((c) => c.maxOverMeanWait ?? 0));
   return [
-    target("hand-off p50 ≤ 1.2 × no-op DO round trip", ratio(handoff, floor), 1.2, ratio(handoff, floor) <= 1.2, "×"),
+    target(
+      "hand-off p50 ≤ 1.2 × no-op DO round trip",
+      ratio(handoff, floor),
+      1.2,
+      ratio(handoff, floor) <= 1.2,
+      "×",
+    ),
     target(
       "hand-off p50 ≥ 5× lower than redlock (tuned 50 ms)",
       ratio(tuned?.handoff.handoff.p50, handoff),
@@ -33,8 +39,20 @@ export function checkTargets(results, key) {
       ratio(tuned?.handoff.handoff.p50, handoff) >= 5,
       "×",
     ),
-    target("hand-off p50 ≤ etcd mutex's", ratio(handoff, etcd?.handoff.handoff.p50), 1, ratio(handoff, etcd?.handoff.handoff.p50) <= 1, "×"),
-    target("lease-expiry lateness p50 < 25 ms", me.expiry.lateness.p50, 25, me.expiry.lateness.p50 < 25, "ms"),
+    target(
+      "hand-off p50 ≤ etcd mutex's",
+      ratio(handoff, etcd?.handoff.handoff.p50),
+      1,
+      ratio(handoff, etcd?.handoff.handoff.p50) <= 1,
+      "×",
+    ),
+    target(
+      "lease-expiry lateness p50 < 25 ms",
+      me.expiry.lateness.p50,
+      25,
+      me.expiry.lateness.p50 < 25,
+      "ms",
+    ),
     target("contended: 0 lost updates", lost, 0, lost === 0),
     target("contended: max wait ≤ 3 × mean wait", fifo, 3, fifo <= 3, "×"),
     target(

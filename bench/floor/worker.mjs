@@ -1,7 +1,7 @@
 /**
  * The bench's floor Worker: a no-op route, a no-op Durable Object method, and a Durable Object method that
- * does one SQLite write in one transaction (what one edgelock state change costs at least). It reads the
- * request body like edgelock's routes do, and is not part of the product.
+ * does one SQLite write in one transaction (what one edgelock state change costs at least), alone and with
+ * a setAlarm. It reads the request body like edgelock's routes do, and is not part of the product.
  */
 import { DurableObject } from "cloudflare:workers";
 
@@ -22,6 +22,15 @@ export class FloorObject extends DurableObject {
     });
     return now;
   }
+
+  /** One write plus moving the object's alarm, as every edgelock acquire and release does. */
+  writeAlarm() {
+    const now = this.write();
+    void this.ctx.storage.setAlarm(now + 60_000);
+    return now;
+  }
+
+  alarm() {}
 }
 
 export default {
@@ -29,10 +38,10 @@ export default {
     const { pathname } = new URL(request.url);
     if (request.method === "POST") await request.text();
     if (pathname === "/healthz" || pathname === "/noop") return Response.json({ ok: true });
-    const match = /^\/do\/([^/]+)\/(noop|write)$/.exec(pathname);
+    const match = /^\/do\/([^/]+)\/(noop|write|writeAlarm)$/.exec(pathname);
     if (match === null) return new Response("not found", { status: 404 });
     const stub = env.FLOOR.getByName(match[1]);
-    const value = match[2] === "noop" ? await stub.noop() : await stub.write();
+    const value = await stub[match[2]]();
     return Response.json({ value });
   },
 };

@@ -13,7 +13,10 @@ import { round2, summarize, windowedJain } from "../stats.mjs";
 const WORKER = join(BENCH_DIR, "scenarios/contended-worker.mjs");
 
 function startWorker(job) {
-  const child = fork(WORKER, [], { execPath: process.execPath, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(WORKER, [], {
+    execPath: process.execPath,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   const messages = [];
   let wake = null;
   child.on("message", (m) => {

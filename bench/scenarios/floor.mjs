@@ -1,13 +1,13 @@
 /**
  * Scenario 6, the floor: sequential round trips that do (almost) nothing, so every lock figure can be
  * read as a multiple of what the platform itself costs. For workerd: a no-op route of a Worker, a no-op
- * Durable Object method, and a DO method doing one SQLite write. For context: a no-op Node HTTP server
+ * Durable Object method, a DO method doing one SQLite write, and one doing a write plus a setAlarm. For context: a no-op Node HTTP server
  * (the client's own share), Redis PING and an etcd read.
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
-import { countedRedis } from "../systems/redis.mjs";
 import { summarize } from "../stats.mjs";
+import { countedRedis } from "../systems/redis.mjs";
 
 const WARMUP = 10;
 const BODY = JSON.stringify({ ttlMs: 10_000, leaseId: "floor-floor-floor-floor" });
@@ -25,7 +25,11 @@ async function timeSequential(count, call) {
 
 function post(url, headers = {}) {
   return async () => {
-    const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: BODY });
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: BODY,
+    });
     if (!res.ok) throw new Error(`${url}: ${res.status}`);
     await res.arrayBuffer();
   };
@@ -38,7 +42,23 @@ export async function workerdFloor(url, { floorRequests }) {
     route: await timeSequential(floorRequests, post(`${url}/noop`)),
     doNoop: await timeSequential(floorRequests, post(`${url}/do/${object}/noop`)),
     doWrite: await timeSequential(floorRequests, post(`${url}/do/${object}/write`)),
+    doWriteAlarm: await timeSequential(floorRequests, post(`${url}/do/${object}/writeAlarm`)),
   };
+}
+
+/**
+ * The platform's share of scenario 5: one write on each of `count` fresh Durable Objects, `inFlight` at a
+ * time. Creating an object (locally: a new SQLite file) is most of what many-locks measures.
+ */
+export async function workerdManyFloor(url, count, inFlight) {
+  const prefix = `floor-many-${randomBytes(4).toString("hex")}`;
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await post(`${url}/do/${prefix}-${next++}/write`)();
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return { objects: count, writesPerSec: Math.round(count / ((performance.now() - started) / 1000)) };
 }
 
 /** A no-op HTTP server in this process: what undici and loopback alone cost per request. */

@@ -6,8 +6,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { sleep } from "../servers/proc.mjs";
-import { makeSystem } from "../systems/index.mjs";
 import { round2, summarize } from "../stats.mjs";
+import { makeSystem } from "../systems/index.mjs";
 
 const WAIT_MS = 10_000;
 
@@ -41,7 +41,11 @@ export async function handoff(spec, { handoffs }) {
       waiterRequests += waiter.stats.requests - before;
       await waiter.release(lease);
     }
-    return { handoff: summarize(latencies), samples: latencies.map(round2), waiterRequests: round2(waiterRequests / handoffs) };
+    return {
+      handoff: summarize(latencies),
+      samples: latencies.map(round2),
+      waiterRequests: round2(waiterRequests / handoffs),
+    };
   } finally {
     await close();
   }

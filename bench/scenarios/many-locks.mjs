@@ -3,8 +3,8 @@
  * at a time from one client. Pairs per second, requests per second, and the server's memory afterwards.
  */
 import { randomBytes } from "node:crypto";
-import { makeSystem } from "../systems/index.mjs";
 import { round2 } from "../stats.mjs";
+import { makeSystem } from "../systems/index.mjs";
 
 export async function manyLocks(spec, { manyLocks: count, manyInFlight }, memory) {
   const system = await makeSystem(spec);

@@ -3,8 +3,8 @@
  * pairs per second and requests per pair. A short warm-up (connections, object creation) is not counted.
  */
 import { randomBytes } from "node:crypto";
-import { makeSystem } from "../systems/index.mjs";
 import { round2, summarize } from "../stats.mjs";
+import { makeSystem } from "../systems/index.mjs";
 
 const WARMUP = 20;
 

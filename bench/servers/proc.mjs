@@ -43,7 +43,12 @@ export async function waitFor(probe, { timeoutMs = 30_000, what = "server" } = {
  */
 export function startProcess(command, args, { logFile, env, cwd } = {}) {
   const out = openSync(logFile, "a");
-  const child = spawn(command, args, { cwd, env: { ...process.env, ...env }, stdio: ["ignore", out, out], detached: true });
+  const child = spawn(command, args, {
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", out, out],
+    detached: true,
+  });
   const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   let stopped = false;
   const stop = async () => {
