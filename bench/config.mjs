@@ -35,7 +35,7 @@ const FULL = {
   expiryTtlMs: 500,
   manyLocks: 10_000,
   /** Through wrangler dev the many-locks scenario runs on fewer names, to keep the run under 5 minutes. */
-  manyLocksDev: 2_000,
+  manyLocksDev: 1_000,
   manyFloorObjects: 1_000,
   manyInFlight: 64,
 };

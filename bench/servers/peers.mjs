@@ -54,6 +54,7 @@ export async function startRedis(tmp) {
   await waitFor(
     async () => {
       const probe = new Redis({ host: "127.0.0.1", port, lazyConnect: true, retryStrategy: () => null });
+      probe.on("error", () => {}); // refused until redis-server listens; waitFor retries
       try {
         await probe.connect();
         return (await probe.ping()) === "PONG";
