@@ -4,7 +4,7 @@
  */
 
 const COLORS = ["#d6336c", "#f08c00", "#1c7ed6", "#37b24d", "#7048e8", "#495057", "#0ca678"];
-const PANEL = { width: 460, height: 280, left: 50, right: 12, top: 34, bottom: 42 };
+const PANEL = { width: 460, height: 280, left: 50, right: 24, top: 34, bottom: 42 };
 const MIN_MS = 0.1;
 
 const esc = (s) => String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;");

@@ -10,10 +10,12 @@ export const ROOT_DIR = join(BENCH_DIR, "..");
 
 /**
  * Auth, switchable in one place. BENCH_EDGELOCK_VARS is a JSON object of Worker vars given to every
- * edgelock start (e.g. '{"AUTH_DISABLED":"true"}' once auth exists); BENCH_API_KEY, when set, is sent as
- * a Bearer token on every edgelock request.
+ * edgelock start; by default it turns auth off (a var the Worker ignores while it has no auth).
+ * BENCH_API_KEY, when set, is sent as a Bearer token on every edgelock request.
  */
-export const EDGELOCK_VARS = JSON.parse(process.env.BENCH_EDGELOCK_VARS ?? "{}");
+export const EDGELOCK_VARS = JSON.parse(
+  process.env.BENCH_EDGELOCK_VARS ?? '{"EDGELOCK_INSECURE_NO_AUTH":"true"}',
+);
 export const EDGELOCK_HEADERS = process.env.BENCH_API_KEY
   ? { authorization: `Bearer ${process.env.BENCH_API_KEY}` }
   : {};

@@ -42,6 +42,16 @@ export function version(command, args, pattern) {
   }
 }
 
+/** Waits for a started server, stopping it if it never becomes ready. */
+async function ready(proc, probe) {
+  try {
+    await probe();
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+}
+
 /** redis-server without persistence (as a lock server usually runs), on a free loopback port. */
 export async function startRedis(tmp) {
   const port = await freePort();
@@ -51,18 +61,20 @@ export async function startRedis(tmp) {
   args.push("--save", "", "--appendonly", "no", "--protected-mode", "yes");
   const proc = startProcess("redis-server", args, { logFile: join(tmp, "redis.log") });
   const { default: Redis } = await import("ioredis");
-  await waitFor(
-    async () => {
-      const probe = new Redis({ host: "127.0.0.1", port, lazyConnect: true, retryStrategy: () => null });
-      probe.on("error", () => {}); // refused until redis-server listens; waitFor retries
-      try {
-        await probe.connect();
-        return (await probe.ping()) === "PONG";
-      } finally {
-        probe.disconnect();
-      }
-    },
-    { what: "redis-server" },
+  await ready(proc, () =>
+    waitFor(
+      async () => {
+        const probe = new Redis({ host: "127.0.0.1", port, lazyConnect: true, retryStrategy: () => null });
+        probe.on("error", () => {}); // refused until redis-server listens; waitFor retries
+        try {
+          await probe.connect();
+          return (await probe.ping()) === "PONG";
+        } finally {
+          probe.disconnect();
+        }
+      },
+      { what: "redis-server" },
+    ),
   );
   return { port, pid: proc.pid, stop: proc.stop };
 }
@@ -82,12 +94,14 @@ export async function startEtcd(tmp) {
   args.push("--initial-cluster", `bench=${peer}`, "--heartbeat-interval", "50", "--election-timeout", "500");
   args.push("--log-level", "warn");
   const proc = startProcess("etcd", args, { logFile: join(tmp, "etcd.log") });
-  await waitFor(
-    async () => {
-      const res = await fetch(`${url}/health`);
-      return res.ok && (await res.json()).health === "true";
-    },
-    { what: "etcd" },
+  await ready(proc, () =>
+    waitFor(
+      async () => {
+        const res = await fetch(`${url}/health`);
+        return res.ok && (await res.json()).health === "true";
+      },
+      { what: "etcd" },
+    ),
   );
   return { url, pid: proc.pid, stop: proc.stop };
 }

@@ -49,7 +49,11 @@ export function startProcess(command, args, { logFile, env, cwd } = {}) {
     stdio: ["ignore", out, out],
     detached: true,
   });
-  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const exited = new Promise((resolve) => {
+    child.once("exit", (code, signal) => resolve({ code, signal }));
+    // A binary that cannot be spawned never exits; its readiness probe times out and the caller skips it.
+    child.once("error", (error) => resolve({ error }));
+  });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
