@@ -229,7 +229,7 @@ function machineSection(r) {
   return [
     `Run ${r.startedAt}${r.quick ? " (--quick: tiny sizes, not for reading)" : ""}, ${r.seconds} s, commit ${m.commit}.`,
     "",
-    `Machine: ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, load average at start ${m.loadAverageAtStart.join(" / ")}.`,
+    `Machine: ${m.cpu}, ${m.memoryGiB} GiB, Linux ${m.kernel}, load average (1/5/15 min) ${m.loadAverageAtStart.join(" / ")} at the start and ${m.loadAverageAtEnd?.join(" / ")} at the end (the machine is shared).`,
     `Versions: Node ${m.node}, wrangler ${m.wrangler}, miniflare ${m.miniflare}, workerd ${m.workerd}, Redis ${m.redis}, etcd ${m.etcd}, ioredis ${m.ioredis}, redlock ${m.redlock}, etcd3 ${m.etcd3}.`,
     `Parameters: ${JSON.stringify(r.params)}.`,
     r.skipped.length > 0 ? `Skipped: ${r.skipped.join("; ")}.` : "",

@@ -6,7 +6,7 @@
  * redlock-default, redlock-tuned, etcd). Benchmarks print; they never assert on speed.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   BENCH_DIR,
@@ -263,6 +263,7 @@ async function main() {
     await stopAll();
   }
   results.seconds = Math.round((performance.now() - t0) / 1000);
+  results.machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   mkdirSync(join(BENCH_DIR, "results"), { recursive: true });
   report(results);
   rmSync(tmp, { recursive: true, force: true });
