@@ -16,24 +16,28 @@ async function run({ spec, name, rounds, counterFile }) {
   await new Promise((resolve) => process.once("message", resolve));
   const waits = [];
   const ends = [];
+  const grants = []; // [asked, granted] in epoch ms, comparable across processes
+  const epoch = () => performance.timeOrigin + performance.now();
   let timeouts = 0;
   system.stats.requests = 0;
   for (let i = 0; i < rounds; i++) {
     const asked = performance.now();
+    const askedAt = epoch();
     const lease = await system.acquire(name, { ttlMs: TTL_MS, waitMs: WAIT_MS });
     if (lease === null) {
       timeouts++;
       continue;
     }
     waits.push(performance.now() - asked);
+    grants.push([askedAt, epoch()]);
     const value = Number(readFileSync(counterFile, "utf8"));
     writeFileSync(counterFile, String(value + 1));
     await system.release(lease);
-    ends.push(performance.timeOrigin + performance.now());
+    ends.push(epoch());
   }
   const requests = system.stats.requests;
   await system.close();
-  process.send({ type: "done", waits, ends, timeouts, requests });
+  process.send({ type: "done", waits, ends, grants, timeouts, requests });
 }
 
 process.once("message", (job) => {

@@ -1,7 +1,8 @@
 /**
  * Scenario 2 (and 7), contended counter: P forked OS processes share one lock and one counter file.
  * Reports lost updates (must be 0), critical sections per second, wait percentiles, fairness (Jain's index
- * over time windows, and max wait / mean wait) and requests per critical section, polls included.
+ * over time windows, max wait / mean wait, and grants that overtook an earlier waiter) and requests per
+ * critical section, polls included.
  */
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -39,6 +40,21 @@ function startWorker(job) {
   return { child, next };
 }
 
+/**
+ * Grants that overtook a request another process had made more than `slackMs` earlier: 0 for a FIFO
+ * lock (the slack absorbs the client-to-server skew of near-simultaneous requests).
+ */
+function overtakes(perProcessGrants, slackMs = 5) {
+  const all = perProcessGrants.flatMap((grants, p) =>
+    grants.map(([asked, granted]) => ({ p, asked, granted })),
+  );
+  let count = 0;
+  for (const a of all) {
+    if (all.some((b) => b.p !== a.p && b.asked + slackMs < a.asked && b.granted > a.granted)) count++;
+  }
+  return count;
+}
+
 export async function contended(spec, { contendedRounds: rounds }, processes, tmp) {
   const name = `counter-${randomBytes(4).toString("hex")}`;
   const counterFile = join(tmp, `${name}.txt`);
@@ -65,6 +81,7 @@ export async function contended(spec, { contendedRounds: rounds }, processes, tm
       waitSamples: waits.map(round2),
       maxOverMeanWait: wait.mean > 0 ? round2(wait.max / wait.mean) : null,
       jain: windowedJain(results.map((r) => r.ends)),
+      overtakes: overtakes(results.map((r) => r.grants)),
       perProcess: results.map((r) => r.ends.length),
       requestsPerSection: round2(requests / sections),
     };
