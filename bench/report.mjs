@@ -89,7 +89,7 @@ function floorSection(r) {
       minus(f("workerd direct", "doWriteAlarm"), f("workerd direct", "doWrite")),
     ],
     [
-      "edgelock's own work per request (pair p50 / 2 − write + alarm floor)",
+      "edgelock's own work per request (pair p50 / 2 − write + alarm floor; ≤ 0: within noise)",
       minus(direct ? direct.uncontended.pair.p50 / 2 : null, f("workerd direct", "doWriteAlarm")),
     ],
   ];

@@ -39,6 +39,13 @@ export function checkTargets(results, key) {
       ratio(tuned?.handoff.handoff.p50, handoff) >= 5,
       "×",
     ),
+    {
+      name: "(context) hand-off p50 ÷ DO write + setAlarm round trip, the floor of a durable grant",
+      value: ratio(handoff, results.floor[me.floorPath]?.doWriteAlarm?.p50),
+      limit: null,
+      unit: "×",
+      status: "info",
+    },
     target(
       "hand-off p50 ≤ etcd mutex's",
       ratio(handoff, etcd?.handoff.handoff.p50),
