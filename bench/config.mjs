@@ -1,0 +1,61 @@
+/**
+ * Every knob of npm run bench in one place: scenario sizes (full and --quick), retry delays of the polling
+ * peers, and how the bench talks to edgelock when auth is on. Read by run.mjs and by forked workers.
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+export const ROOT_DIR = join(BENCH_DIR, "..");
+
+/**
+ * Auth, switchable in one place. BENCH_EDGELOCK_VARS is a JSON object of Worker vars given to every
+ * edgelock start; by default it turns auth off (a var the Worker ignores while it has no auth).
+ * BENCH_API_KEY, when set, is sent as a Bearer token on every edgelock request.
+ */
+export const EDGELOCK_VARS = JSON.parse(
+  process.env.BENCH_EDGELOCK_VARS ?? '{"EDGELOCK_INSECURE_NO_AUTH":"true"}',
+);
+export const EDGELOCK_HEADERS = process.env.BENCH_API_KEY
+  ? { authorization: `Bearer ${process.env.BENCH_API_KEY}` }
+  : {};
+
+/** Environment for wrangler: offline, no telemetry (shared/PLATFORM.md §8). */
+export const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
+
+/** The polling Redis client's sleep between SET NX attempts; redlock's tuned retry delay. */
+export const REDIS_POLL_MS = 10;
+export const REDLOCK_TUNED_DELAY_MS = 50;
+
+const FULL = {
+  floorRequests: 300,
+  uncontendedPairs: 1000,
+  contendedProcesses: [2, 4],
+  contendedRounds: 40,
+  handoffs: 40,
+  expiries: 8,
+  expiryTtlMs: 500,
+  manyLocks: 10_000,
+  /** Through wrangler dev the many-locks scenario runs on fewer names, to keep the run under 5 minutes. */
+  manyLocksDev: 1_000,
+  manyFloorObjects: 1_000,
+  manyInFlight: 64,
+};
+
+const QUICK = {
+  floorRequests: 30,
+  uncontendedPairs: 50,
+  contendedProcesses: [2, 4],
+  contendedRounds: 5,
+  handoffs: 5,
+  expiries: 2,
+  expiryTtlMs: 500,
+  manyLocks: 300,
+  manyLocksDev: 100,
+  manyFloorObjects: 100,
+  manyInFlight: 64,
+};
+
+export function parameters(quick) {
+  return quick ? QUICK : FULL;
+}

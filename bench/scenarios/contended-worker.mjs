@@ -1,0 +1,51 @@
+/**
+ * One OS process of the contended-counter scenario, for any system (forked by contended.mjs). It builds its
+ * own client from the spec, warms up, waits for "go", then runs `rounds` critical sections:
+ * acquire with wait → read the counter file → write counter + 1 → release. It reports its waits, the
+ * times its sections ended and the requests its client sent.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { makeSystem } from "../systems/index.mjs";
+
+const WAIT_MS = 60_000;
+const TTL_MS = 10_000;
+
+async function run({ spec, name, rounds, counterFile }) {
+  const system = await makeSystem(spec);
+  // One unmeasured section first: it opens the connection, warms the code and (for the first process)
+  // creates the lock, so the first measured wait is not a cold start of the client or the server.
+  const warm = await system.acquire(name, { ttlMs: TTL_MS, waitMs: WAIT_MS });
+  if (warm !== null) await system.release(warm);
+  process.send({ type: "ready" });
+  await new Promise((resolve) => process.once("message", resolve));
+  const waits = [];
+  const ends = [];
+  const grants = []; // [asked, granted] in epoch ms, comparable across processes
+  const epoch = () => performance.timeOrigin + performance.now();
+  let timeouts = 0;
+  system.stats.requests = 0;
+  for (let i = 0; i < rounds; i++) {
+    const asked = performance.now();
+    const askedAt = epoch();
+    const lease = await system.acquire(name, { ttlMs: TTL_MS, waitMs: WAIT_MS });
+    if (lease === null) {
+      timeouts++;
+      continue;
+    }
+    waits.push(performance.now() - asked);
+    grants.push([askedAt, epoch()]);
+    const value = Number(readFileSync(counterFile, "utf8"));
+    writeFileSync(counterFile, String(value + 1));
+    await system.release(lease);
+    ends.push(epoch());
+  }
+  const requests = system.stats.requests;
+  await system.close();
+  process.send({ type: "done", waits, ends, grants, timeouts, requests });
+}
+
+process.once("message", (job) => {
+  run(job).catch((err) => {
+    process.send({ type: "error", message: String(err?.stack ?? err) });
+  });
+});

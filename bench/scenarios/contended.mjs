@@ -1,0 +1,91 @@
+/**
+ * Scenario 2 (and 7), contended counter: P forked OS processes share one lock and one counter file.
+ * Reports lost updates (must be 0), critical sections per second, wait percentiles, fairness (Jain's index
+ * over time windows, max wait / mean wait, and grants that overtook an earlier waiter) and requests per
+ * critical section, polls included.
+ */
+import { fork } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BENCH_DIR } from "../config.mjs";
+import { round2, summarize, windowedJain } from "../stats.mjs";
+
+const WORKER = join(BENCH_DIR, "scenarios/contended-worker.mjs");
+
+function startWorker(job) {
+  const child = fork(WORKER, [], {
+    execPath: process.execPath,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const messages = [];
+  let wake = null;
+  child.on("message", (m) => {
+    messages.push(m);
+    wake?.();
+  });
+  child.on("exit", () => wake?.());
+  const next = async () => {
+    while (messages.length === 0) {
+      if (child.exitCode !== null) throw new Error("contended worker exited early");
+      await new Promise((resolve) => {
+        wake = resolve;
+      });
+    }
+    const m = messages.shift();
+    if (m.type === "error") throw new Error(`contended worker failed: ${m.message}`);
+    return m;
+  };
+  child.send(job);
+  return { child, next };
+}
+
+/**
+ * Grants that overtook a request another process had made more than `slackMs` earlier: 0 for a FIFO
+ * lock (the slack absorbs the client-to-server skew of near-simultaneous requests).
+ */
+function overtakes(perProcessGrants, slackMs = 5) {
+  const all = perProcessGrants.flatMap((grants, p) =>
+    grants.map(([asked, granted]) => ({ p, asked, granted })),
+  );
+  let count = 0;
+  for (const a of all) {
+    if (all.some((b) => b.p !== a.p && b.asked + slackMs < a.asked && b.granted > a.granted)) count++;
+  }
+  return count;
+}
+
+export async function contended(spec, { contendedRounds: rounds }, processes, tmp) {
+  const name = `counter-${randomBytes(4).toString("hex")}`;
+  const counterFile = join(tmp, `${name}.txt`);
+  writeFileSync(counterFile, "0");
+  const workers = Array.from({ length: processes }, () => startWorker({ spec, name, rounds, counterFile }));
+  try {
+    for (const w of workers) await w.next(); // ready
+    const started = Date.now();
+    for (const w of workers) w.child.send("go");
+    const results = [];
+    for (const w of workers) results.push(await w.next());
+    const finished = Math.max(...results.map((r) => r.ends.at(-1) ?? started));
+    const sections = results.reduce((s, r) => s + r.ends.length, 0);
+    const waits = results.flatMap((r) => r.waits);
+    const wait = summarize(waits);
+    const requests = results.reduce((s, r) => s + r.requests, 0);
+    return {
+      processes,
+      sections,
+      lostUpdates: sections - Number(readFileSync(counterFile, "utf8")),
+      timeouts: results.reduce((s, r) => s + r.timeouts, 0),
+      sectionsPerSec: round2(sections / ((finished - started) / 1000)),
+      wait,
+      waitSamples: waits.map(round2),
+      maxOverMeanWait: wait.mean > 0 ? round2(wait.max / wait.mean) : null,
+      jain: windowedJain(results.map((r) => r.ends)),
+      overtakes: overtakes(results.map((r) => r.grants)),
+      perProcess: results.map((r) => r.ends.length),
+      requestsPerSection: round2(requests / sections),
+    };
+  } finally {
+    for (const w of workers) if (w.child.exitCode === null) w.child.kill();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Scenario 6, the floor: sequential round trips that do (almost) nothing, so every lock figure can be
+ * read as a multiple of what the platform itself costs. For workerd: a no-op route of a Worker, a no-op
+ * Durable Object method, a DO method doing one SQLite write, and one doing a write plus a setAlarm. For context: a no-op Node HTTP server
+ * (the client's own share), Redis PING and an etcd read.
+ */
+import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import { summarize } from "../stats.mjs";
+import { countedRedis } from "../systems/redis.mjs";
+
+const WARMUP = 10;
+const BODY = JSON.stringify({ ttlMs: 10_000, leaseId: "floor-floor-floor-floor" });
+
+async function timeSequential(count, call) {
+  for (let i = 0; i < WARMUP; i++) await call();
+  const latencies = [];
+  for (let i = 0; i < count; i++) {
+    const t = performance.now();
+    await call();
+    latencies.push(performance.now() - t);
+  }
+  return summarize(latencies);
+}
+
+function post(url, headers = {}) {
+  return async () => {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: BODY,
+    });
+    if (!res.ok) throw new Error(`${url}: ${res.status}`);
+    await res.arrayBuffer();
+  };
+}
+
+/** The three workerd floors at `url` (a running bench/floor worker). */
+export async function workerdFloor(url, { floorRequests }) {
+  const object = `floor-${randomBytes(4).toString("hex")}`;
+  return {
+    route: await timeSequential(floorRequests, post(`${url}/noop`)),
+    doNoop: await timeSequential(floorRequests, post(`${url}/do/${object}/noop`)),
+    doWrite: await timeSequential(floorRequests, post(`${url}/do/${object}/write`)),
+    doWriteAlarm: await timeSequential(floorRequests, post(`${url}/do/${object}/writeAlarm`)),
+  };
+}
+
+/**
+ * The platform's share of scenario 5: one write on each of `count` fresh Durable Objects, `inFlight` at a
+ * time. Creating an object (locally: a new SQLite file) is most of what many-locks measures.
+ */
+export async function workerdManyFloor(url, count, inFlight) {
+  const prefix = `floor-many-${randomBytes(4).toString("hex")}`;
+  let next = 0;
+  const worker = async () => {
+    while (next < count) await post(`${url}/do/${prefix}-${next++}/write`)();
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return { objects: count, writesPerSec: Math.round(count / ((performance.now() - started) / 1000)) };
+}
+
+/** A no-op HTTP server in this process: what undici and loopback alone cost per request. */
+export async function nodeFloor({ floorRequests }) {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => res.end('{"ok":true}'));
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  try {
+    return await timeSequential(floorRequests, post(`http://127.0.0.1:${server.address().port}/noop`));
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+export async function redisFloor(port, { floorRequests }) {
+  const client = await countedRedis(port, { requests: 0 });
+  try {
+    return await timeSequential(floorRequests, () => client.ping());
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function etcdFloor(url, { floorRequests }) {
+  const { Etcd3 } = await import("etcd3");
+  const client = new Etcd3({ hosts: url });
+  try {
+    return await timeSequential(floorRequests, () => client.kv.range({ key: Buffer.from("floor") }));
+  } finally {
+    client.close();
+  }
+}
