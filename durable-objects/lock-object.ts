@@ -35,7 +35,8 @@ export class LockObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     void ctx.blockConcurrencyWhile(async () => {
-      this.#state = load(ctx.storage.sql);
+      // One commit for the schema of a new lock, not one per table.
+      this.#state = ctx.storage.transactionSync(() => load(ctx.storage.sql));
       this.#alarmAt = await ctx.storage.getAlarm();
       this.#syncAlarm();
     });
@@ -122,12 +123,15 @@ export class LockObject extends DurableObject<Env> {
     parked.resolve(outcome);
   }
 
-  /** Keeps the one alarm at the state's next deadline. Not awaited: the output gate holds replies until it is stored. */
+  /**
+   * Keeps the one alarm no later than the state's next deadline. It only ever moves earlier: an alarm that
+   * fires before anything is due just re-arms (`alarm()` is idempotent), which is cheaper than a second
+   * storage commit on every acquire and release. Not awaited: the output gate holds replies until it is stored.
+   */
   #syncAlarm(): void {
     const next = nextDeadline(this.#state);
-    if (next === this.#alarmAt) return;
+    if (next === null || (this.#alarmAt !== null && this.#alarmAt <= next)) return;
     this.#alarmAt = next;
-    if (next === null) void this.ctx.storage.deleteAlarm();
-    else void this.ctx.storage.setAlarm(next);
+    void this.ctx.storage.setAlarm(next);
   }
 }

@@ -168,6 +168,19 @@ describe("waiting", () => {
     expect((await renew(name, { leaseId: holder.body.leaseId })).body.reason).toBe("expired");
   });
 
+  it("re-arms an alarm that was left early, and still hands an expired lease on", async () => {
+    const name = lockName("early-alarm");
+    const first = await acquire(name, { ttlMs: 150 });
+    await release(name, first.body.leaseId);
+    // The alarm stays at the first lease's expiry; it fires early for this one and must re-arm.
+    const holder = await acquire(name, { ttlMs: 600 });
+    const alarmAt = await runInDurableObject(stubOf(name), (_o, state) => state.storage.getAlarm());
+    expect(alarmAt).toBe(first.body.expiresAt);
+    const waiter = await acquire(name, { ttlMs: 10_000, waitMs: 10_000 });
+    expect(waiter.body.token).toBe(3);
+    expect(Date.now()).toBeGreaterThanOrEqual(holder.body.expiresAt);
+  });
+
   it("answers lock_held with the waiter's position when its wait runs out", async () => {
     const name = lockName("timeout");
     await acquire(name, { ttlMs: 10_000 });
