@@ -281,6 +281,8 @@ async function main(): Promise<void> {
       seconds: { type: "string" },
       seed: { type: "string" },
       clients: { type: "string" },
+      ttl: { type: "string" },
+      locks: { type: "string" },
       out: { type: "string" },
       check: { type: "string" },
     },
@@ -298,6 +300,8 @@ async function main(): Promise<void> {
     seed,
     durationMs,
     clients: values.clients !== undefined ? Number(values.clients) : DEFAULTS.clients,
+    ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
+    locks: values.locks !== undefined ? values.locks.split(",") : DEFAULTS.locks,
     ...(values.out !== undefined ? { outDir: values.out } : {}),
     log: (line) => console.log(line),
   });
