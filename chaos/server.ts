@@ -95,7 +95,12 @@ export async function startDevServer(
  * group at once would orphan workerd and esbuild to PID 1, which in this container does not reap zombies.
  */
 async function killTree(pid: number): Promise<void> {
-  for (const c of childrenOf(pid)) await killTree(c);
+  // wrangler restarts a workerd that died ("runtime crashed"), so re-read the children until none are left.
+  for (let round = 0; round < 5; round++) {
+    const children = childrenOf(pid);
+    if (children.length === 0) break;
+    for (const c of children) await killTree(c);
+  }
   try {
     process.kill(pid, "SIGKILL");
   } catch {
