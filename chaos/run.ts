@@ -1,0 +1,317 @@
+/**
+ * The chaos run: K forked clients contend on a few locks through a fault-injecting proxy to `wrangler dev`
+ * (persisted), while a seeded plan SIGKILLs clients and restarts the server; then every lock must end free and
+ * the logs must pass every check in check.ts. `runChaos()` is used by test/e2e/chaos.test.ts; run this file
+ * directly (`npm run chaos -- --minutes 10 --seed 7`) for longer hunts. Exit code 1 on any violation.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { REPOLL_GRACE_MS } from "../client/src/protocol.ts";
+import {
+  type CheckReport,
+  type ClientEvent,
+  checkRun,
+  type EndCheck,
+  type RestartCheck,
+  type StoreWrite,
+} from "./check.ts";
+import type { ClientConfig } from "./client-process.ts";
+import { startFencedStore } from "./fenced-store.ts";
+import { openJsonl, readJsonl } from "./jsonl.ts";
+import { sleep } from "./lock-client.ts";
+import { type Exchange, startProxy } from "./proxy.ts";
+import { childSeed, makeRng } from "./rng.ts";
+import { type DevServer, startDevServer } from "./server.ts";
+
+export interface ChaosOptions {
+  seed: number;
+  durationMs: number;
+  clients: number;
+  locks: string[];
+  ttlMs: number;
+  maxWaitMs: number;
+  /** Fraction of POST answers the proxy drops after the server acted. */
+  dropRate: number;
+  /** Per work step, the chance that a holder stalls past its TTL and then writes late. */
+  stallChance: number;
+  /** Mean time between client SIGKILLs, and between server restarts (0 disables). */
+  killEveryMs: number;
+  restartEveryMs: number;
+  /** Where logs, the persisted state and report.json go. @default a new directory under the OS temp dir */
+  outDir?: string;
+  log: (line: string) => void;
+}
+
+export interface ChaosResult extends CheckReport {
+  seed: number;
+  outDir: string;
+  faults: Record<string, number>;
+}
+
+export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
+  seed: 1,
+  durationMs: 60_000,
+  clients: 5,
+  locks: ["chaos-a", "chaos-b"],
+  ttlMs: 800,
+  maxWaitMs: 1_500,
+  dropRate: 0.05,
+  stallChance: 0.08,
+  killEveryMs: 4_000,
+  restartEveryMs: 15_000,
+};
+
+const CLIENT_SCRIPT = resolve(import.meta.dirname, "client-process.ts");
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const o = {
+    ...options,
+    outDir: options.outDir ?? mkdtempSync(join(tmpdir(), `edgelock-chaos-${options.seed}-`)),
+  };
+  mkdirSync(o.outDir, { recursive: true });
+  writeFileSync(join(o.outDir, "options.json"), JSON.stringify({ ...o, log: undefined }, null, 2));
+  const persistTo = join(o.outDir, "persist");
+  const plan = makeRng(childSeed(o.seed, 1));
+  const proxyLog = openJsonl(join(o.outDir, "proxy.jsonl"));
+  const storeLog = openJsonl(join(o.outDir, "store.jsonl"));
+  const faults: Record<string, number> = { "client kills": 0, "server restarts": 0 };
+  const restartChecks: RestartCheck[] = [];
+  const maxToken = new Map<string, number>();
+
+  const store = await startFencedStore(storeLog);
+  const proxy = await startProxy({
+    rng: makeRng(childSeed(o.seed, 2)),
+    dropRate: o.dropRate,
+    log: {
+      write: (r) => {
+        proxyLog.write(r);
+        const ex = r as unknown as Exchange;
+        const m = /^\/v1\/locks\/([^/]+)\/acquire$/.exec(ex.path);
+        const token = (ex.response as { token?: number } | null)?.token;
+        if (m !== null && ex.status === 200 && typeof token === "number") {
+          const name = m[1] as string;
+          maxToken.set(name, Math.max(maxToken.get(name) ?? 0, token));
+        }
+      },
+      close: () => proxyLog.close(),
+    },
+  });
+  let server: DevServer = await startDevServer(persistTo, join(o.outDir, "wrangler.log"));
+  proxy.setUpstream(server.url);
+  o.log(`chaos seed=${o.seed} out=${o.outDir} server=${server.url} proxy=${proxy.url}`);
+
+  const children = new Map<number, ChildProcess>();
+  const incarnations = new Map<number, number>();
+  const clientErr = createWriteStream(join(o.outDir, "clients.stderr"), { flags: "a" });
+  let stopping = false;
+  const spawnClient = (clientId: number): void => {
+    const incarnation = (incarnations.get(clientId) ?? 0) + 1;
+    incarnations.set(clientId, incarnation);
+    const cfg: ClientConfig = {
+      clientId,
+      incarnation,
+      seed: childSeed(o.seed, 100 + clientId, incarnation),
+      baseUrl: proxy.url,
+      storeUrl: store.url,
+      locks: o.locks,
+      ttlMs: o.ttlMs,
+      maxWaitMs: o.maxWaitMs,
+      stallChance: o.stallChance,
+      logPath: join(o.outDir, `client-${clientId}-${incarnation}.jsonl`),
+    };
+    const child = fork(CLIENT_SCRIPT, [], {
+      execPath: process.execPath,
+      execArgv: [],
+      env: { ...process.env, CHAOS_CLIENT: JSON.stringify(cfg) },
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+    });
+    child.stderr?.pipe(clientErr, { end: false });
+    children.set(clientId, child);
+    child.once("exit", () => {
+      if (children.get(clientId) === child) children.delete(clientId);
+    });
+  };
+  for (let i = 0; i < o.clients; i++) spawnClient(i);
+
+  const killClient = async (): Promise<void> => {
+    const ids = [...children.keys()];
+    if (ids.length === 0) return;
+    const id = plan.pick(ids);
+    const child = children.get(id);
+    if (child === undefined) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await exited;
+    faults["client kills"] = (faults["client kills"] ?? 0) + 1;
+    const downMs = plan.int(100, 1_000);
+    setTimeout(() => {
+      if (!stopping) spawnClient(id);
+    }, downMs);
+  };
+
+  const restartServer = async (): Promise<void> => {
+    proxy.setUpstream(null);
+    await server.kill();
+    faults["server restarts"] = (faults["server restarts"] ?? 0) + 1;
+    const before = new Map(maxToken);
+    await sleep(plan.int(0, 1_000));
+    server = await startDevServer(persistTo, join(o.outDir, "wrangler.log"));
+    // Read lastToken before any client traffic reaches the new server.
+    for (const name of o.locks) {
+      const view = await inspect(server.url, name);
+      restartChecks.push({
+        at: Date.now(),
+        name,
+        lastTokenAfter: view.lastToken,
+        maxTokenBefore: before.get(name) ?? 0,
+      });
+    }
+    proxy.setUpstream(server.url);
+  };
+
+  const started = Date.now();
+  let nextKill =
+    o.killEveryMs > 0 ? started + plan.int(o.killEveryMs / 2, (o.killEveryMs * 3) / 2) : Infinity;
+  let nextRestart =
+    o.restartEveryMs > 0 ? started + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2) : Infinity;
+  let lastReport = started;
+  while (Date.now() - started < o.durationMs) {
+    const now = Date.now();
+    if (now >= nextKill) {
+      await killClient();
+      nextKill = Date.now() + plan.int(o.killEveryMs / 2, (o.killEveryMs * 3) / 2);
+    } else if (now >= nextRestart) {
+      await restartServer();
+      nextRestart = Date.now() + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2);
+    } else {
+      await sleep(Math.min(100, nextKill - now, nextRestart - now));
+    }
+    if (Date.now() - lastReport > 30_000) {
+      lastReport = Date.now();
+      o.log(
+        `  ${Math.round((lastReport - started) / 1000)} s: ${JSON.stringify({ ...faults, ...proxy.stats })}`,
+      );
+    }
+  }
+
+  // Stop: clients finish their current lease; stragglers are killed (not counted as faults).
+  stopping = true;
+  for (const child of children.values()) child.send("stop", () => {});
+  const stopDeadline = Date.now() + 10_000;
+  while (children.size > 0 && Date.now() < stopDeadline) await sleep(100);
+  for (const child of children.values()) child.kill("SIGKILL");
+  while (children.size > 0) await sleep(50);
+  // A departed waiter may still be granted until its wait (and re-poll grace) runs out; its lease then ends at TTL.
+  await sleep(o.maxWaitMs + REPOLL_GRACE_MS + o.ttlMs + 1_000);
+  const endChecks: EndCheck[] = [];
+  for (const name of o.locks) {
+    const v = await inspect(server.url, name);
+    endChecks.push({ name, held: v.held, waiters: v.waiters, lastToken: v.lastToken });
+  }
+  await server.kill();
+  await proxy.close();
+  await store.close();
+  await proxyLog.close();
+  await storeLog.close();
+  await new Promise((r) => clientErr.end(r));
+  writeFileSync(join(o.outDir, "checks.json"), JSON.stringify({ restartChecks, endChecks }, null, 2));
+
+  const report = checkDir(o.outDir);
+  faults["dropped responses"] = proxy.stats.dropped;
+  faults["requests failed by restarts (down or cut)"] = proxy.stats.upstreamErrors;
+  faults["stalls past TTL"] = report.counts["stalls injected"] ?? 0;
+  const result: ChaosResult = { ...report, seed: o.seed, outDir: o.outDir, faults };
+  writeFileSync(join(o.outDir, "report.json"), JSON.stringify(result, null, 2));
+  return result;
+}
+
+/** Re-runs the checks over a finished run's directory. */
+export function checkDir(dir: string): CheckReport {
+  const clientEvents: ClientEvent[] = [];
+  for (const f of readdirSync(dir)) {
+    if (/^client-\d+-\d+\.jsonl$/.test(f)) clientEvents.push(...readJsonl<ClientEvent>(join(dir, f)));
+  }
+  const { restartChecks, endChecks } = JSON.parse(readFileSync(join(dir, "checks.json"), "utf8")) as {
+    restartChecks: RestartCheck[];
+    endChecks: EndCheck[];
+  };
+  return checkRun({
+    exchanges: readJsonl<Exchange>(join(dir, "proxy.jsonl")),
+    storeWrites: readJsonl<StoreWrite>(join(dir, "store.jsonl")),
+    clientEvents,
+    restartChecks,
+    endChecks,
+  });
+}
+
+async function inspect(
+  url: string,
+  name: string,
+): Promise<{ held: boolean; waiters: number; lastToken: number }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await fetch(`${url}/v1/locks/${name}`, { signal: AbortSignal.timeout(5_000) });
+      if (res.ok) return (await res.json()) as { held: boolean; waiters: number; lastToken: number };
+      if (attempt > 20) throw new Error(`GET ${name}: ${res.status}`);
+    } catch (err) {
+      if (attempt > 20) throw err;
+    }
+    await sleep(100);
+  }
+}
+
+export function summarize(r: ChaosResult): string {
+  const lines = [`seed ${r.seed}, logs in ${r.outDir}`, "faults injected:"];
+  for (const [k, v] of Object.entries(r.faults)) lines.push(`  ${k}: ${v}`);
+  lines.push("observed:");
+  for (const [k, v] of Object.entries(r.counts).sort()) lines.push(`  ${k}: ${v}`);
+  lines.push(`violations: ${r.violations.length}`);
+  for (const v of r.violations.slice(0, 20)) lines.push(`  [${v.check}] ${v.detail}`);
+  if (r.violations.length > 20) lines.push(`  ... ${r.violations.length - 20} more in report.json`);
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      minutes: { type: "string" },
+      seconds: { type: "string" },
+      seed: { type: "string" },
+      clients: { type: "string" },
+      ttl: { type: "string" },
+      locks: { type: "string" },
+      out: { type: "string" },
+      check: { type: "string" },
+    },
+  });
+  if (values.check !== undefined) {
+    const report = checkDir(values.check);
+    console.log(JSON.stringify(report, null, 2));
+    process.exit(report.violations.length === 0 ? 0 : 1);
+  }
+  const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 1_000_000);
+  const durationMs =
+    values.seconds !== undefined ? Number(values.seconds) * 1_000 : Number(values.minutes ?? "1") * 60_000;
+  const result = await runChaos({
+    ...DEFAULTS,
+    seed,
+    durationMs,
+    clients: values.clients !== undefined ? Number(values.clients) : DEFAULTS.clients,
+    ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
+    locks: values.locks !== undefined ? values.locks.split(",") : DEFAULTS.locks,
+    ...(values.out !== undefined ? { outDir: values.out } : {}),
+    log: (line) => console.log(line),
+  });
+  console.log(summarize(result));
+  process.exit(result.violations.length === 0 ? 0 : 1);
+}
+
+if (process.argv[1] === import.meta.filename) {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(2);
+  });
+}
