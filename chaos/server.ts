@@ -55,6 +55,9 @@ export async function startDevServer(
       "--show-interactive-dev-session=false",
       "--log-level",
       "warn",
+      // The harness hunts lock bugs, not auth: run without keys, explicitly (the server refuses otherwise).
+      "--var",
+      "EDGELOCK_INSECURE_NO_AUTH:true",
     ],
     {
       cwd: ROOT,
