@@ -8,13 +8,25 @@ import type { AcquireCommand, Command, LeaseRecord, LockState, Outcome } from ".
 import { EMPTY_STATE, nextDeadline, permitsInUse, transition, waitTimedOut } from "./lock-state.ts";
 import { load, save } from "./storage.ts";
 
+/**
+ * A grant as the lock object answers it. `validForMs` is how long the lease lasts counted from when the
+ * request reached the lock object, by the lock object's own clock: the request was sent before it
+ * arrived, so a client's `sentAt + validForMs` is a deadline the lease cannot end before, whatever the
+ * server's clock says and however long the request waited or was retried.
+ */
+export type Granted = Extract<Outcome, { kind: "granted" }> & { readonly validForMs: number };
+/** Every answer of the lock object: its state machine's outcomes, with grants as `Granted`. */
+export type Answer = Exclude<Outcome, { kind: "granted" }> | Granted;
 export type AcquireOutcome =
-  | Extract<Outcome, { kind: "granted" | "rejected" }>
+  | Granted
+  | Extract<Outcome, { kind: "rejected" }>
   | { readonly kind: "rejected"; readonly code: "wait_cancelled" };
 
 interface Parked {
   resolve: (outcome: AcquireOutcome) => void;
   timer: ReturnType<typeof setTimeout>;
+  /** When the parked request reached the lock object. */
+  arrivedAt: number;
 }
 
 export interface LockSnapshot {
@@ -43,7 +55,8 @@ export class LockObject extends DurableObject<Env> {
   }
 
   async acquire(command: Omit<AcquireCommand, "type">): Promise<AcquireOutcome> {
-    const outcome = this.#apply({ type: "acquire", ...command });
+    const arrivedAt = Date.now();
+    const outcome = this.#apply({ type: "acquire", ...command }, arrivedAt);
     if (outcome.kind === "granted") {
       // An older request for the same leaseId, still parked (a retry overtook it), gets the same lease.
       this.#settle(command.leaseId, outcome);
@@ -62,20 +75,20 @@ export class LockObject extends DurableObject<Env> {
       },
       Math.max(0, waitUntil - Date.now()) + 1,
     );
-    this.#parked.set(leaseId, { resolve, timer });
+    this.#parked.set(leaseId, { resolve, timer, arrivedAt });
     return promise;
   }
 
-  renew(leaseId: string, ttlMs: number | null, mode: "shared" | "exclusive" | null): Outcome {
+  renew(leaseId: string, ttlMs: number | null, mode: "shared" | "exclusive" | null): Answer {
     return this.#apply({ type: "renew", leaseId, ttlMs, mode });
   }
 
-  release(leaseId: string): Outcome {
+  release(leaseId: string): Answer {
     return this.#apply({ type: "release", leaseId });
   }
 
   /** Ends every lease now; `by` (an admin key's name) is kept with each, for the holders to learn. */
-  forceRelease(by: string): Outcome {
+  forceRelease(by: string): Answer {
     return this.#apply({ type: "forceRelease", by });
   }
 
@@ -98,7 +111,8 @@ export class LockObject extends DurableObject<Env> {
     this.#apply({ type: "tick" });
   }
 
-  #apply(command: Command): Outcome {
+  /** Applies one command; `arrivedAt` is when the request that carries it reached the object. */
+  #apply(command: Command, arrivedAt = Date.now()): Answer {
     const before = this.#state;
     const step = transition(before, command, Date.now());
     if (step.state !== before) {
@@ -112,15 +126,20 @@ export class LockObject extends DurableObject<Env> {
     for (const leaseId of step.effects.cancelled) {
       this.#settle(leaseId, { kind: "rejected", code: "wait_cancelled" });
     }
-    return step.outcome;
+    const { outcome } = step;
+    return outcome.kind === "granted" ? validFrom(outcome, arrivedAt) : outcome;
   }
 
-  #settle(leaseId: string, outcome: AcquireOutcome): void {
+  /** Answers the request parked for `leaseId`, if any; a grant is valid from that request's arrival. */
+  #settle(
+    leaseId: string,
+    outcome: Extract<Outcome, { kind: "granted" }> | Exclude<AcquireOutcome, Granted>,
+  ): void {
     const parked = this.#parked.get(leaseId);
     if (parked === undefined) return;
     this.#parked.delete(leaseId);
     clearTimeout(parked.timer);
-    parked.resolve(outcome);
+    parked.resolve(outcome.kind === "granted" ? validFrom(outcome, parked.arrivedAt) : outcome);
   }
 
   /**
@@ -134,4 +153,8 @@ export class LockObject extends DurableObject<Env> {
     this.#alarmAt = next;
     void this.ctx.storage.setAlarm(next);
   }
+}
+
+function validFrom(outcome: Extract<Outcome, { kind: "granted" }>, arrivedAt: number): Granted {
+  return { ...outcome, validForMs: Math.max(0, outcome.lease.expiresAt - arrivedAt) };
 }

@@ -80,7 +80,9 @@ describe("acquire, renew, release", () => {
     const first = await acquire(name, { ttlMs: 10_000, leaseId });
     const again = await acquire(name, { ttlMs: 10_000, leaseId, waitMs: 5_000 });
     expect(again.status).toBe(200);
-    expect(again.body).toEqual(first.body);
+    const { validForMs: _first, ...lease } = first.body;
+    const { validForMs: _again, ...same } = again.body;
+    expect(same).toEqual(lease);
     expect((await inspect(name)).body).toMatchObject({ lastToken: 1, waiters: 0 });
   });
 
@@ -96,6 +98,40 @@ describe("acquire, renew, release", () => {
       holders: [{ owner: "o" }],
     });
     expect(JSON.stringify(view.body)).not.toContain(a.body.leaseId);
+  });
+});
+
+describe("validForMs: how long a grant lasts from the request's arrival", () => {
+  it("equals the TTL for an immediate grant and a renew", async () => {
+    const name = lockName("valid-now");
+    const a = await acquire(name, { ttlMs: 10_000 });
+    expect(a.body.validForMs).toBeGreaterThanOrEqual(10_000);
+    expect(a.body.validForMs).toBeLessThan(10_100);
+    const r = await renew(name, { leaseId: a.body.leaseId, ttlMs: 20_000 });
+    expect(r.body.validForMs).toBeGreaterThanOrEqual(20_000);
+    expect(r.body.validForMs).toBeLessThan(20_100);
+  });
+
+  it("includes the time a waiter waited, since its lease starts at the grant", async () => {
+    const name = lockName("valid-wait");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const waiting = acquire(name, { ttlMs: 1_000, waitMs: 20_000 });
+    await untilWaiters(name, 1);
+    await tick(300);
+    await release(name, holder.body.leaseId);
+    const w = await waiting;
+    expect(w.body.ttlMs).toBe(1_000);
+    expect(w.body.validForMs).toBeGreaterThanOrEqual(1_250);
+  });
+
+  it("shrinks for a retry that collects a lease granted earlier", async () => {
+    const name = lockName("valid-retry");
+    const leaseId = lid();
+    await acquire(name, { ttlMs: 10_000, leaseId });
+    await tick(300);
+    const retry = await acquire(name, { ttlMs: 10_000, leaseId });
+    expect(retry.body.validForMs).toBeLessThanOrEqual(9_750);
+    expect(retry.body.validForMs).toBeGreaterThan(9_000);
   });
 });
 

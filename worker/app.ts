@@ -8,8 +8,8 @@ import { type Context, Hono } from "hono";
 import type { z } from "zod";
 import type { HolderView, Lease, LockView } from "../client/src/protocol.ts";
 import { MAX_BODY_BYTES } from "../client/src/protocol.ts";
-import type { AcquireOutcome, LockObject } from "../durable-objects/lock-object.ts";
-import type { LeaseRecord, Outcome } from "../durable-objects/lock-state.ts";
+import type { AcquireOutcome, Answer, Granted, LockObject } from "../durable-objects/lock-object.ts";
+import type { LeaseRecord } from "../durable-objects/lock-state.ts";
 import { auth } from "./auth.ts";
 import { cors } from "./cors.ts";
 import { type ForceReleaseResult, openApiDocument } from "./openapi.ts";
@@ -178,10 +178,10 @@ async function callLock<T>(
   }
 }
 
-function answer(name: string, outcome: Outcome | AcquireOutcome): Response {
+function answer(name: string, outcome: Answer | AcquireOutcome): Response {
   switch (outcome.kind) {
     case "granted":
-      return Response.json(leaseView(name, outcome.lease, outcome.limit));
+      return Response.json(leaseView(name, outcome));
     case "released":
       return Response.json({ released: true, holdCount: outcome.holdCount });
     case "cancelled":
@@ -197,7 +197,7 @@ function answer(name: string, outcome: Outcome | AcquireOutcome): Response {
   }
 }
 
-function rejection(r: Extract<Outcome | AcquireOutcome, { kind: "rejected" }>): Response {
+function rejection(r: Extract<Answer | AcquireOutcome, { kind: "rejected" }>): Response {
   switch (r.code) {
     case "lock_held":
     case "lock_delay": {
@@ -245,7 +245,7 @@ function rejection(r: Extract<Outcome | AcquireOutcome, { kind: "rejected" }>): 
   }
 }
 
-function leaseView(name: string, l: LeaseRecord, limit: number): Lease {
+function leaseView(name: string, { lease: l, limit, validForMs }: Granted): Lease {
   return {
     name,
     leaseId: l.leaseId,
@@ -253,6 +253,7 @@ function leaseView(name: string, l: LeaseRecord, limit: number): Lease {
     token: l.token,
     ttlMs: l.ttlMs,
     expiresAt: l.expiresAt,
+    validForMs,
     mode: l.mode,
     permits: l.permits,
     holdCount: l.holdCount,

@@ -220,7 +220,11 @@ export class Lease implements AsyncDisposable {
     this.#ttlMs = wire.ttlMs;
     this.#expiresAt = wire.expiresAt;
     this.#holdCount = wire.holdCount;
-    this.#deadline = sentAt + wire.ttlMs - Math.ceil(wire.ttlMs * DRIFT_FACTOR) - MIN_DRIFT_MS;
+    // Counted from when the request was sent, by this clock; validForMs is a duration measured by the lock
+    // object from the request's arrival (later), so this cannot end after the lease does. Not sentAt + ttl:
+    // a waited grant starts later than sentAt, and a retry may collect a lease granted before sentAt.
+    const validForMs = wire.validForMs;
+    this.#deadline = sentAt + validForMs - Math.ceil(validForMs * DRIFT_FACTOR) - MIN_DRIFT_MS;
     this.#rttMs = Math.max(0, now - sentAt);
     this.#schedule();
   }

@@ -68,8 +68,15 @@ export interface Lease {
   owner: string | null;
   token: number;
   ttlMs: number;
-  /** Epoch milliseconds, by the server's clock. */
+  /** Epoch milliseconds, by the server's clock: for display, never for deciding you still hold the lock. */
   expiresAt: number;
+  /**
+   * How long the lease lasts, counted from when this request reached the lock object (by its own clock).
+   * The request was sent before that, so `(local time the request was sent) + validForMs` is a deadline
+   * the lease cannot end before, with no trust in the server's clock. It is longer than `ttlMs` when the
+   * request waited, and shorter when a retry collects a lease granted earlier.
+   */
+  validForMs: number;
   mode: LockMode;
   permits: number;
   holdCount: number;

@@ -17,6 +17,7 @@ export function isWireLease(value: unknown): value is WireLease {
     Number.isSafeInteger(value.token) &&
     typeof value.ttlMs === "number" &&
     typeof value.expiresAt === "number" &&
+    typeof value.validForMs === "number" &&
     typeof value.holdCount === "number" &&
     typeof value.permits === "number" &&
     typeof value.limit === "number" &&

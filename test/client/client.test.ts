@@ -48,6 +48,45 @@ describe("EdgelockClient in the Workers runtime", () => {
     expect(await lease.release()).toMatchObject({ released: true });
   });
 
+  it("keeps a lease granted after a wait longer than its TTL (the deadline counts from the grant)", async () => {
+    const name = lockName("long-wait");
+    const holder = await client.acquire(name, { ttl: "10s" });
+    const waiting = client.acquire(name, { ttl: 300, wait: "10s" });
+    await new Promise((r) => setTimeout(r, 600));
+    await holder.release();
+    const lease = await waiting;
+    expect(lease.held).toBe(true);
+    expect(lease.lost).toBeNull();
+    expect(lease.signal.aborted).toBe(false);
+    expect(lease.deadline).toBeGreaterThan(Date.now());
+    await lease.release();
+  });
+
+  it("never puts a retried acquire's deadline after the lease's real expiry", async () => {
+    const name = lockName("retry-deadline");
+    let dropped = false;
+    const lossy = new EdgelockClient({
+      url: "https://edgelock.test",
+      retry: { retries: 3, minDelayMs: 1, maxDelayMs: 1 },
+      fetch: async (input, init) => {
+        const res = await exports.default.fetch(input, init);
+        if (!dropped && String(input).endsWith("/acquire")) {
+          // The server granted; the answer is lost, and the retry goes out 300 ms after the grant.
+          dropped = true;
+          await new Promise((r) => setTimeout(r, 300));
+          throw new TypeError("connection reset");
+        }
+        return res;
+      },
+    });
+    const lease = await lossy.acquire(name, { ttl: "10s" });
+    expect(dropped).toBe(true);
+    expect(lease.token).toBe(1);
+    // Same machine, same clock: the client's deadline must not be later than the server's expiry.
+    expect(lease.deadline).toBeLessThanOrEqual(lease.expiresAt);
+    await lease.release();
+  });
+
   it("refuses a second holder with LockHeldError carrying retryAfterMs and the holder", async () => {
     const name = lockName("held");
     const first = await client.acquire(name, { ttl: "10s", owner: "first" });
