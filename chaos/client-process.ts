@@ -71,6 +71,17 @@ async function write(
   return answer.accepted;
 }
 
+/** One renew record: what was renewed, and the new expiry or why it failed. */
+function logRenew(r: Awaited<ReturnType<typeof client.renew>>, fields: Record<string, unknown>): void {
+  log("renew", {
+    ...fields,
+    result: r.kind,
+    ...(r.kind === "renewed"
+      ? { expiresAt: r.lease.expiresAt, renewedToken: r.lease.token }
+      : { reason: "reason" in r ? r.reason : r.lastError }),
+  });
+}
+
 async function holdAndWork(name: string, leaseId: string, token: number, expiresAt: number): Promise<void> {
   let heldUntil = expiresAt;
   const steps = rng.int(1, 4);
@@ -82,16 +93,7 @@ async function holdAndWork(name: string, leaseId: string, token: number, expires
       await sleep(stallMs);
       await write(name, token, leaseId, true, heldUntil);
       const r = await client.renew(name, leaseId, 3_000);
-      log("renew", {
-        name,
-        leaseId,
-        token,
-        afterStall: true,
-        result: r.kind,
-        ...(r.kind === "renewed"
-          ? { expiresAt: r.lease.expiresAt, renewedToken: r.lease.token }
-          : { reason: "reason" in r ? r.reason : r.lastError }),
-      });
+      logRenew(r, { name, leaseId, token, afterStall: true });
       if (r.kind !== "renewed") return;
       heldUntil = r.lease.expiresAt;
       continue;
@@ -103,16 +105,7 @@ async function holdAndWork(name: string, leaseId: string, token: number, expires
     if (heldUntil - Date.now() < (cfg.ttlMs * 2) / 3) {
       const sentAt = Date.now();
       const r = await client.renew(name, leaseId, Math.max(0, heldUntil - SAFETY_MS - Date.now()));
-      log("renew", {
-        name,
-        leaseId,
-        token,
-        sentAt,
-        result: r.kind,
-        ...(r.kind === "renewed"
-          ? { expiresAt: r.lease.expiresAt, renewedToken: r.lease.token }
-          : { reason: "reason" in r ? r.reason : r.lastError }),
-      });
+      logRenew(r, { name, leaseId, token, sentAt });
       if (r.kind !== "renewed") return;
       heldUntil = r.lease.expiresAt;
     }
