@@ -8,6 +8,7 @@
 
 import type { WriteAnswer, WriteRequest } from "./fenced-store.ts";
 import { appendSync } from "./jsonl.ts";
+import { LibraryLockClient } from "./library-client.ts";
 import { type ChaosLockClient, RawLockClient, sleep } from "./lock-client.ts";
 import { makeRng } from "./rng.ts";
 
@@ -22,6 +23,8 @@ export interface ClientConfig {
   maxWaitMs: number;
   stallChance: number;
   logPath: string;
+  /** Which client makes the lock calls: the client library (default) or bare fetch. */
+  client: "library" | "raw";
 }
 
 const config = JSON.parse(process.env.CHAOS_CLIENT ?? "null") as ClientConfig | null;
@@ -31,9 +34,12 @@ const rng = makeRng(cfg.seed);
 const me = `client-${cfg.clientId}.${cfg.incarnation}`;
 const log = (ev: string, data: Record<string, unknown>): void =>
   appendSync(cfg.logPath, { ev, at: Date.now(), client: me, ...data });
-const client: ChaosLockClient = new RawLockClient(cfg.baseUrl, (what, leaseId, cause) =>
-  log("retry", { what, leaseId, cause }),
-);
+const onRetry = (what: string, leaseId: string, cause: string): void =>
+  log("retry", { what, leaseId, cause });
+const client: ChaosLockClient =
+  cfg.client === "raw"
+    ? new RawLockClient(cfg.baseUrl, onRetry)
+    : new LibraryLockClient(cfg.baseUrl, onRetry);
 
 let stopping = false;
 process.on("message", (m) => {

@@ -5,7 +5,10 @@
  * must: it chooses the leaseId itself and retries the same request (same leaseId) after network errors and
  * 503s, re-polling while it is queued, so a lost answer never costs a lease or earns a second one.
  */
-import type { Lease, Problem } from "../client/src/protocol.ts";
+import type { Problem, Lease as WireLease } from "../client/src/protocol.ts";
+
+/** What the loop and the checks use of a lease: the server's id, token and times. */
+export type Lease = Pick<WireLease, "leaseId" | "token" | "expiresAt" | "ttlMs">;
 
 export type AcquireResult =
   | { kind: "granted"; lease: Lease }

@@ -40,6 +40,8 @@ export interface ChaosOptions {
   /** Mean time between client SIGKILLs, and between server restarts (0 disables). */
   killEveryMs: number;
   restartEveryMs: number;
+  /** The clients' lock calls: through the client library, or bare fetch. @default "library" */
+  client: "library" | "raw";
   /** Where logs, the persisted state and report.json go. @default a new directory under the OS temp dir */
   outDir?: string;
   log: (line: string) => void;
@@ -62,6 +64,7 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
   stallChance: 0.08,
   killEveryMs: 4_000,
   restartEveryMs: 15_000,
+  client: "library",
 };
 
 const CLIENT_SCRIPT = resolve(import.meta.dirname, "client-process.ts");
@@ -120,6 +123,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       ttlMs: o.ttlMs,
       maxWaitMs: o.maxWaitMs,
       stallChance: o.stallChance,
+      client: o.client,
       logPath: join(o.outDir, `client-${clientId}-${incarnation}.jsonl`),
     };
     const child = fork(CLIENT_SCRIPT, [], {
@@ -285,6 +289,7 @@ async function main(): Promise<void> {
       locks: { type: "string" },
       out: { type: "string" },
       check: { type: "string" },
+      client: { type: "string" },
     },
   });
   if (values.check !== undefined) {
@@ -302,6 +307,7 @@ async function main(): Promise<void> {
     clients: values.clients !== undefined ? Number(values.clients) : DEFAULTS.clients,
     ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
     locks: values.locks !== undefined ? values.locks.split(",") : DEFAULTS.locks,
+    client: values.client === "raw" ? "raw" : DEFAULTS.client,
     ...(values.out !== undefined ? { outDir: values.out } : {}),
     log: (line) => console.log(line),
   });
