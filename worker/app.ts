@@ -169,13 +169,25 @@ async function callLock<T>(
   try {
     return await call(c.env.LOCK.getByName(name) as unknown as LockStub);
   } catch (err) {
-    console.warn(`lock object ${name} failed:`, err);
-    throw new ProblemError(
-      "unavailable",
-      "the lock object restarted; retry, re-polling with the same leaseId keeps a waiter's place",
-      { extra: { retryAfterMs: 100 }, headers: { "retry-after": "1" } },
-    );
+    throw lockFailure(name, err);
   }
+}
+
+/**
+ * What a failed call to a lock object means for the client. An error thrown by the object's own code
+ * (`remote`, not `retryable`) is a bug: a 500, logged, never to be retried blindly. Anything else (a
+ * reset by a deploy or eviction, an overloaded or unreachable object) is a retryable 503. Either way the
+ * lock is unchanged: a failed step's transaction rolls back and its state is never adopted.
+ */
+export function lockFailure(name: string, err: unknown): Error {
+  const e = typeof err === "object" && err !== null ? (err as { remote?: unknown; retryable?: unknown }) : {};
+  if (e.remote === true && e.retryable !== true) return err instanceof Error ? err : new Error(String(err));
+  console.warn(`lock object ${name} unavailable:`, err);
+  return new ProblemError(
+    "unavailable",
+    "the lock object restarted or is busy; retry, re-polling with the same leaseId keeps a waiter's place",
+    { extra: { retryAfterMs: 100 }, headers: { "retry-after": "1" } },
+  );
 }
 
 function answer(name: string, outcome: Answer | AcquireOutcome): Response {
