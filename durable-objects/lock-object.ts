@@ -5,7 +5,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { AcquireCommand, Command, LeaseRecord, LockState, Outcome } from "./lock-state.ts";
-import { EMPTY_STATE, nextDeadline, permitsInUse, transition, waitTimedOut } from "./lock-state.ts";
+import { EMPTY_STATE, kindOf, nextDeadline, permitsInUse, transition, waitTimedOut } from "./lock-state.ts";
 import { load, save } from "./storage.ts";
 
 /**
@@ -30,11 +30,13 @@ interface Parked {
 }
 
 export interface LockSnapshot {
+  readonly kind: "mutex" | "rwlock" | "semaphore";
   readonly limit: number;
   readonly lastToken: number;
   readonly waiters: number;
   readonly permitsInUse: number;
-  readonly delayUntil: number;
+  /** When a lock-delay in force ends, or null. */
+  readonly delayUntil: number | null;
   readonly holders: readonly LeaseRecord[];
 }
 
@@ -93,14 +95,16 @@ export class LockObject extends DurableObject<Env> {
   }
 
   inspect(): LockSnapshot {
-    this.#apply({ type: "tick" });
+    const now = Date.now();
+    this.#apply({ type: "tick" }, now);
     const s = this.#state;
     return {
+      kind: kindOf(s),
       limit: s.limit,
       lastToken: s.lastToken,
       waiters: s.queue.length,
       permitsInUse: permitsInUse(s),
-      delayUntil: s.delayUntil,
+      delayUntil: s.delayUntil > now ? s.delayUntil : null,
       holders: s.holders,
     };
   }

@@ -225,6 +225,12 @@ export function permitsInUse(state: LockState): number {
   return state.holders.reduce((sum, l) => sum + l.permits, 0);
 }
 
+/** What kind of lock this is now: a semaphore by its limit, a read-write lock while shared leases are held. */
+export function kindOf(state: LockState): "mutex" | "rwlock" | "semaphore" {
+  if (state.limit > 1) return "semaphore";
+  return state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex";
+}
+
 function acquire(s: LockState, cmd: AcquireCommand, now: number): [LockState, Outcome] {
   const ended = s.tombstones.find((t) => t.leaseId === cmd.leaseId);
   if (ended !== undefined) return [s, { kind: "rejected", code: "lease_ended", reason: ended.reason }];

@@ -80,17 +80,16 @@ app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (
 app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
   const name = c.var.lockName;
   const snap = await callLock(c, name, (lock) => lock.inspect());
-  const now = Date.now();
   const view: LockView = {
     name,
     held: snap.holders.length > 0,
-    kind: snap.limit > 1 ? "semaphore" : snap.holders.some((h) => h.mode === "shared") ? "rwlock" : "mutex",
+    kind: snap.kind,
     holders: snap.holders.map(holderView),
     waiters: snap.waiters,
     lastToken: snap.lastToken,
     limit: snap.limit,
     permitsInUse: snap.permitsInUse,
-    lockDelayUntil: snap.delayUntil > now ? snap.delayUntil : null,
+    lockDelayUntil: snap.delayUntil,
   };
   return Response.json(view);
 });
