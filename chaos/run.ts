@@ -176,52 +176,60 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     proxy.setUpstream(server.url);
   };
 
-  const started = Date.now();
-  let nextKill =
-    o.killEveryMs > 0 ? started + plan.int(o.killEveryMs / 2, (o.killEveryMs * 3) / 2) : Infinity;
-  let nextRestart =
-    o.restartEveryMs > 0 ? started + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2) : Infinity;
-  let lastReport = started;
-  while (Date.now() - started < o.durationMs) {
-    const now = Date.now();
-    if (now >= nextKill) {
-      await killClient();
-      nextKill = Date.now() + plan.int(o.killEveryMs / 2, (o.killEveryMs * 3) / 2);
-    } else if (now >= nextRestart) {
-      await restartServer();
-      nextRestart = Date.now() + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2);
-    } else {
-      await sleep(Math.min(100, nextKill - now, nextRestart - now));
+  try {
+    const started = Date.now();
+    let nextKill =
+      o.killEveryMs > 0 ? started + plan.int(o.killEveryMs / 2, (o.killEveryMs * 3) / 2) : Infinity;
+    let nextRestart =
+      o.restartEveryMs > 0 ? started + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2) : Infinity;
+    let lastReport = started;
+    while (Date.now() - started < o.durationMs) {
+      const now = Date.now();
+      if (now >= nextKill) {
+        await killClient();
+        nextKill = Date.now() + plan.int(o.killEveryMs / 2, (o.killEveryMs * 3) / 2);
+      } else if (now >= nextRestart) {
+        await restartServer();
+        nextRestart = Date.now() + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2);
+      } else {
+        await sleep(Math.min(100, nextKill - now, nextRestart - now));
+      }
+      if (Date.now() - lastReport > 30_000) {
+        lastReport = Date.now();
+        o.log(
+          `  ${Math.round((lastReport - started) / 1000)} s: ${JSON.stringify({ ...faults, ...proxy.stats })}`,
+        );
+      }
     }
-    if (Date.now() - lastReport > 30_000) {
-      lastReport = Date.now();
-      o.log(
-        `  ${Math.round((lastReport - started) / 1000)} s: ${JSON.stringify({ ...faults, ...proxy.stats })}`,
-      );
-    }
-  }
 
-  // Stop: clients finish their current lease; stragglers are killed (not counted as faults).
-  stopping = true;
-  for (const child of children.values()) child.send("stop", () => {});
-  const stopDeadline = Date.now() + 10_000;
-  while (children.size > 0 && Date.now() < stopDeadline) await sleep(100);
-  for (const child of children.values()) child.kill("SIGKILL");
-  while (children.size > 0) await sleep(50);
-  // A departed waiter may still be granted until its wait (and re-poll grace) runs out; its lease then ends at TTL.
-  await sleep(o.maxWaitMs + REPOLL_GRACE_MS + o.ttlMs + 1_000);
-  const endChecks: EndCheck[] = [];
-  for (const name of o.locks) {
-    const v = await inspect(server.url, name);
-    endChecks.push({ name, held: v.held, waiters: v.waiters, lastToken: v.lastToken });
+    // Stop: clients finish their current lease; stragglers are killed (not counted as faults).
+    stopping = true;
+    for (const child of children.values()) child.send("stop", () => {});
+    const stopDeadline = Date.now() + 10_000;
+    while (children.size > 0 && Date.now() < stopDeadline) await sleep(100);
+    for (const child of children.values()) child.kill("SIGKILL");
+    while (children.size > 0) await sleep(50);
+    // A departed waiter may still be granted until its wait (and re-poll grace) runs out; its lease then ends at TTL.
+    await sleep(o.maxWaitMs + REPOLL_GRACE_MS + o.ttlMs + 1_000);
+    const endChecks: EndCheck[] = [];
+    for (const name of o.locks) {
+      const v = await inspect(server.url, name);
+      endChecks.push({ name, held: v.held, waiters: v.waiters, lastToken: v.lastToken });
+    }
+    await server.kill();
+    await proxy.close();
+    await store.close();
+    await proxyLog.close();
+    await storeLog.close();
+    await new Promise((r) => clientErr.end(r));
+    writeFileSync(join(o.outDir, "checks.json"), JSON.stringify({ restartChecks, endChecks }, null, 2));
+  } catch (err) {
+    // A failed run must not leave its server, proxy, store or clients running.
+    stopping = true;
+    for (const child of children.values()) child.kill("SIGKILL");
+    await Promise.allSettled([server.kill(), proxy.close(), store.close()]);
+    throw err;
   }
-  await server.kill();
-  await proxy.close();
-  await store.close();
-  await proxyLog.close();
-  await storeLog.close();
-  await new Promise((r) => clientErr.end(r));
-  writeFileSync(join(o.outDir, "checks.json"), JSON.stringify({ restartChecks, endChecks }, null, 2));
 
   const report = checkDir(o.outDir);
   faults["dropped responses"] = proxy.stats.dropped;
