@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { acq as acquire, run, T0 } from "./lock-state.fixtures.ts";
-import { type AcquireCommand, EMPTY_STATE, type Step, transition } from "./lock-state.ts";
+import { type AcquireCommand, EMPTY_STATE, type Step, snapshot, transition } from "./lock-state.ts";
 
 /** Kinds are mostly about waiting: these acquires wait 10 s unless told otherwise. */
 const acq = (leaseId: string, extra: Partial<AcquireCommand> = {}) =>
@@ -243,5 +243,30 @@ describe("reentrant edge cases found by the model test", () => {
     ]);
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
     expect(grantedNow(steps[3])).toEqual(["queued"]);
+  });
+});
+
+describe("snapshot", () => {
+  it("names the kind by the limit and the holders' modes", () => {
+    const mutex = run([[T0, acq("a")]]);
+    const rw = run([[T0, acq("r", { mode: "shared" })]]);
+    const sem = run([[T0, acq("s", { limit: 3 })]]);
+    expect(snapshot(mutex[0]?.state ?? EMPTY_STATE, T0).kind).toBe("mutex");
+    expect(snapshot(rw[0]?.state ?? EMPTY_STATE, T0).kind).toBe("rwlock");
+    expect(snapshot(sem[0]?.state ?? EMPTY_STATE, T0)).toMatchObject({
+      kind: "semaphore",
+      limit: 3,
+      permitsInUse: 1,
+    });
+  });
+
+  it("shows a lock-delay only while it is in force", () => {
+    const steps = run([
+      [T0, acq("a", { ttlMs: 500, lockDelayMs: 1_000 })],
+      [T0 + 600, { type: "tick" }],
+    ]);
+    const s = steps[1]?.state ?? EMPTY_STATE;
+    expect(snapshot(s, T0 + 600).delayUntil).toBe(T0 + 1_500);
+    expect(snapshot(s, T0 + 1_500).delayUntil).toBeNull();
   });
 });

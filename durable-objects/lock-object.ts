@@ -4,8 +4,8 @@
  * answers parked long-poll requests when the machine grants them. It holds no lock rules of its own.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { AcquireCommand, Command, LeaseRecord, LockState, Outcome } from "./lock-state.ts";
-import { EMPTY_STATE, kindOf, nextDeadline, permitsInUse, transition, waitTimedOut } from "./lock-state.ts";
+import type { AcquireCommand, Command, LockSnapshot, LockState, Outcome } from "./lock-state.ts";
+import { EMPTY_STATE, nextDeadline, snapshot, transition, waitTimedOut } from "./lock-state.ts";
 import { load, save } from "./storage.ts";
 
 /**
@@ -27,17 +27,6 @@ interface Parked {
   timer: ReturnType<typeof setTimeout>;
   /** When the parked request reached the lock object. */
   arrivedAt: number;
-}
-
-export interface LockSnapshot {
-  readonly kind: "mutex" | "rwlock" | "semaphore";
-  readonly limit: number;
-  readonly lastToken: number;
-  readonly waiters: number;
-  readonly permitsInUse: number;
-  /** When a lock-delay in force ends, or null. */
-  readonly delayUntil: number | null;
-  readonly holders: readonly LeaseRecord[];
 }
 
 export class LockObject extends DurableObject<Env> {
@@ -97,16 +86,7 @@ export class LockObject extends DurableObject<Env> {
   inspect(): LockSnapshot {
     const now = Date.now();
     this.#apply({ type: "tick" }, now);
-    const s = this.#state;
-    return {
-      kind: kindOf(s),
-      limit: s.limit,
-      lastToken: s.lastToken,
-      waiters: s.queue.length,
-      permitsInUse: permitsInUse(s),
-      delayUntil: s.delayUntil > now ? s.delayUntil : null,
-      holders: s.holders,
-    };
+    return snapshot(this.#state, now);
   }
 
   override async alarm(): Promise<void> {
@@ -115,10 +95,13 @@ export class LockObject extends DurableObject<Env> {
     this.#apply({ type: "tick" });
   }
 
-  /** Applies one command; `arrivedAt` is when the request that carries it reached the object. */
-  #apply(command: Command, arrivedAt = Date.now()): Answer {
+  /**
+   * Applies one command at `now`, the one clock reading of this event: also when the request that carries
+   * it arrived, from which its grant's `validForMs` counts.
+   */
+  #apply(command: Command, now = Date.now()): Answer {
     const before = this.#state;
-    const step = transition(before, command, Date.now());
+    const step = transition(before, command, now);
     if (step.state !== before) {
       this.ctx.storage.transactionSync(() => save(this.ctx.storage.sql, before, step.state));
     }
@@ -131,7 +114,7 @@ export class LockObject extends DurableObject<Env> {
       this.#settle(leaseId, { kind: "rejected", code: "wait_cancelled" });
     }
     const { outcome } = step;
-    return outcome.kind === "granted" ? validFrom(outcome, arrivedAt) : outcome;
+    return outcome.kind === "granted" ? validFrom(outcome, now) : outcome;
   }
 
   /** Answers the request parked for `leaseId`, if any; a grant is valid from that request's arrival. */

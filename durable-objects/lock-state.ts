@@ -225,10 +225,29 @@ export function permitsInUse(state: LockState): number {
   return state.holders.reduce((sum, l) => sum + l.permits, 0);
 }
 
-/** What kind of lock this is now: a semaphore by its limit, a read-write lock while shared leases are held. */
-export function kindOf(state: LockState): "mutex" | "rwlock" | "semaphore" {
-  if (state.limit > 1) return "semaphore";
-  return state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex";
+/** What an inspection shows of a lock at `now`, after `expireDue`. Holders still carry their leaseIds: the Worker drops them. */
+export interface LockSnapshot {
+  /** A semaphore by its limit; a read-write lock while shared leases are held; else a mutex. */
+  readonly kind: "mutex" | "rwlock" | "semaphore";
+  readonly limit: number;
+  readonly lastToken: number;
+  readonly waiters: number;
+  readonly permitsInUse: number;
+  /** When a lock-delay in force ends, or null. */
+  readonly delayUntil: number | null;
+  readonly holders: readonly LeaseRecord[];
+}
+
+export function snapshot(state: LockState, now: number): LockSnapshot {
+  return {
+    kind: state.limit > 1 ? "semaphore" : state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex",
+    limit: state.limit,
+    lastToken: state.lastToken,
+    waiters: state.queue.length,
+    permitsInUse: permitsInUse(state),
+    delayUntil: state.delayUntil > now ? state.delayUntil : null,
+    holders: state.holders,
+  };
 }
 
 function acquire(s: LockState, cmd: AcquireCommand, now: number): [LockState, Outcome] {
