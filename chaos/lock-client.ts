@@ -86,39 +86,47 @@ export class RawLockClient implements ChaosLockClient {
   }
 
   async renew(name: string, leaseId: string, deadlineMs: number): Promise<RenewResult> {
-    const until = Date.now() + deadlineMs;
-    let last = "";
-    while (Date.now() < until) {
-      const a = await this.#post(name, "renew", { leaseId }, 5_000);
-      if (a.status === 200) return { kind: "renewed", lease: a.body as Lease };
-      if (a.status === null || a.status === 503) {
-        last = a.status === null ? a.error : "503";
-        this.#onRetry("renew", leaseId, last);
-        await sleep(30);
-        continue;
-      }
-      const p = a.body as Problem;
-      if (p.code === "not_held") return { kind: "lost", reason: String(p.reason) };
-      throw new Error(`renew ${name}: unexpected ${a.status} ${JSON.stringify(a.body)}`);
-    }
-    return { kind: "gave-up", lastError: last };
+    const a = await this.#untilAnswered(name, "renew", leaseId, deadlineMs);
+    if (a.kind === "gave-up") return a;
+    if (a.status === 200) return { kind: "renewed", lease: a.body as Lease };
+    return { kind: "lost", reason: a.reason };
   }
 
   async release(name: string, leaseId: string, deadlineMs: number): Promise<ReleaseResult> {
+    const a = await this.#untilAnswered(name, "release", leaseId, deadlineMs);
+    if (a.kind === "gave-up") return a;
+    if (a.status === 200) return { kind: "released" };
+    return { kind: "not-held", reason: a.reason };
+  }
+
+  /**
+   * Sends `op` for `leaseId` again (same body: it is idempotent) after network errors and 503s until the
+   * server answers 200 or `not_held`, or the deadline passes.
+   */
+  async #untilAnswered(
+    name: string,
+    op: "renew" | "release",
+    leaseId: string,
+    deadlineMs: number,
+  ): Promise<
+    | { kind: "answered"; status: 200; body: unknown }
+    | { kind: "answered"; status: 409; reason: string }
+    | { kind: "gave-up"; lastError: string }
+  > {
     const until = Date.now() + deadlineMs;
     let last = "";
     while (Date.now() < until) {
-      const a = await this.#post(name, "release", { leaseId }, 5_000);
-      if (a.status === 200) return { kind: "released" };
+      const a = await this.#post(name, op, { leaseId }, 5_000);
+      if (a.status === 200) return { kind: "answered", status: 200, body: a.body };
       if (a.status === null || a.status === 503) {
         last = a.status === null ? a.error : "503";
-        this.#onRetry("release", leaseId, last);
+        this.#onRetry(op, leaseId, last);
         await sleep(30);
         continue;
       }
       const p = a.body as Problem;
-      if (p.code === "not_held") return { kind: "not-held", reason: String(p.reason) };
-      throw new Error(`release ${name}: unexpected ${a.status} ${JSON.stringify(a.body)}`);
+      if (p.code === "not_held") return { kind: "answered", status: 409, reason: String(p.reason) };
+      throw new Error(`${op} ${name}: unexpected ${a.status} ${JSON.stringify(a.body)}`);
     }
     return { kind: "gave-up", lastError: last };
   }
