@@ -83,10 +83,11 @@ export class LockObject extends DurableObject<Env> {
     return this.#apply({ type: "forceRelease", by });
   }
 
-  inspect(): LockSnapshot {
+  /** The lock's state at this instant, with the page of holders whose tokens come after `after`. */
+  inspect(after = 0): LockSnapshot {
     const now = Date.now();
     this.#apply({ type: "tick" }, now);
-    return snapshot(this.#state, now);
+    return snapshot(this.#state, now, after);
   }
 
   override async alarm(): Promise<void> {

@@ -5,7 +5,13 @@
  * locks and counting semaphores are the same machine with different compatibility rules.
  * No runtime imports, no clock, no randomness: time is the `now` argument and ids come in commands.
  */
-import { type LockMode, MAX_WAITERS, type NotHeldReason, REPOLL_GRACE_MS } from "../client/src/protocol.ts";
+import {
+  HOLDERS_PAGE_SIZE,
+  type LockMode,
+  MAX_WAITERS,
+  type NotHeldReason,
+  REPOLL_GRACE_MS,
+} from "../client/src/protocol.ts";
 
 /** How long the reason a lease ended is remembered, for retried releases and clear renew errors. */
 export const TOMBSTONE_TTL_MS = 10 * 60_000;
@@ -235,10 +241,16 @@ export interface LockSnapshot {
   readonly permitsInUse: number;
   /** When a lock-delay in force ends, or null. */
   readonly delayUntil: number | null;
+  /** One page of holders in token order: those with a token above `after`, at most HOLDERS_PAGE_SIZE. */
   readonly holders: readonly LeaseRecord[];
+  readonly holderCount: number;
+  /** The `after` of the next page, or null on the last one. */
+  readonly nextAfter: number | null;
 }
 
-export function snapshot(state: LockState, now: number): LockSnapshot {
+export function snapshot(state: LockState, now: number, after = 0): LockSnapshot {
+  const rest = state.holders.filter((l) => l.token > after);
+  const page = rest.slice(0, HOLDERS_PAGE_SIZE);
   return {
     kind: state.limit > 1 ? "semaphore" : state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex",
     limit: state.limit,
@@ -246,7 +258,9 @@ export function snapshot(state: LockState, now: number): LockSnapshot {
     waiters: state.queue.length,
     permitsInUse: permitsInUse(state),
     delayUntil: state.delayUntil > now ? state.delayUntil : null,
-    holders: state.holders,
+    holders: page,
+    holderCount: state.holders.length,
+    nextAfter: rest.length > page.length ? (page.at(-1)?.token ?? null) : null,
   };
 }
 

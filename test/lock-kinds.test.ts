@@ -140,18 +140,22 @@ describe("read-write lock", () => {
 });
 
 describe("reentrant holds", () => {
+  const ALICE = "alice-holder-key-0001";
+  const BOB = "bob-holder-key-00000001";
   it("counts one owner's holds up and down, with the same lease and token, freeing at zero", async () => {
     const name = lockName("re");
-    const first = await acquire(name, { ttlMs: 10_000, owner: "alice", reentrant: true });
-    const second = await acquire(name, { ttlMs: 10_000, owner: "alice", reentrant: true });
+    const first = await acquire(name, { ttlMs: 10_000, owner: "alice", reentrant: true, holderKey: ALICE });
+    const second = await acquire(name, { ttlMs: 10_000, owner: "alice", reentrant: true, holderKey: ALICE });
     expect(second.body).toMatchObject({ leaseId: first.body.leaseId, token: 1, holdCount: 2 });
-    expect((await acquire(name, { ttlMs: 10_000, owner: "bob", reentrant: true })).body.code).toBe(
-      "lock_held",
-    );
+    expect(
+      (await acquire(name, { ttlMs: 10_000, owner: "bob", reentrant: true, holderKey: BOB })).body.code,
+    ).toBe("lock_held");
     expect((await release(name, first.body.leaseId)).body).toEqual({ released: true, holdCount: 1 });
     expect((await inspect(name)).body.holders).toMatchObject([{ owner: "alice", holdCount: 1 }]);
     expect((await release(name, first.body.leaseId)).body).toEqual({ released: true, holdCount: 0 });
-    expect((await acquire(name, { ttlMs: 10_000, owner: "bob", reentrant: true })).body.token).toBe(2);
+    expect(
+      (await acquire(name, { ttlMs: 10_000, owner: "bob", reentrant: true, holderKey: BOB })).body.token,
+    ).toBe(2);
   });
 
   it("without the opt-in, a second acquire by the same owner is refused", async () => {
@@ -162,8 +166,8 @@ describe("reentrant holds", () => {
 
   it("ends a reentrant lease with all its holds by alarm", async () => {
     const name = lockName("re-expiry");
-    await acquire(name, { ttlMs: 60_000, owner: "alice", reentrant: true });
-    await acquire(name, { ttlMs: 60_000, owner: "alice", reentrant: true });
+    await acquire(name, { ttlMs: 60_000, owner: "alice", reentrant: true, holderKey: ALICE });
+    await acquire(name, { ttlMs: 60_000, owner: "alice", reentrant: true, holderKey: ALICE });
     await expireAllByAlarm(name);
     expect((await acquire(name, { ttlMs: 1_000, owner: "bob" })).body.token).toBe(2);
   });

@@ -79,12 +79,15 @@ app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (
 
 app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
   const name = c.var.lockName;
-  const snap = await callLock(c, name, (lock) => lock.inspect());
+  const after = readAfter(c.req.query("after"));
+  const snap = await callLock(c, name, (lock) => lock.inspect(after));
   const view: LockView = {
     name,
-    held: snap.holders.length > 0,
+    held: snap.holderCount > 0,
     kind: snap.kind,
     holders: snap.holders.map(holderView),
+    holderCount: snap.holderCount,
+    nextAfter: snap.nextAfter,
     waiters: snap.waiters,
     lastToken: snap.lastToken,
     limit: snap.limit,
@@ -143,6 +146,16 @@ async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Pro
     throw new ProblemError(code, detail);
   }
   return parsed.data;
+}
+
+/** `?after=`: the token after which the page of holders starts (a previous answer's `nextAfter`). */
+function readAfter(raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  const after = /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(after)) {
+    throw new ProblemError("invalid_query", "after must be a token: a non-negative integer (a nextAfter)");
+  }
+  return after;
 }
 
 function tooLarge(): ProblemError {

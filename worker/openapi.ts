@@ -50,6 +50,8 @@ export const lockViewSchema = z.strictObject({
   held: z.boolean(),
   kind: z.enum(["mutex", "rwlock", "semaphore"]),
   holders: z.array(holderViewSchema),
+  holderCount: z.int().nonnegative(),
+  nextAfter: z.int().positive().nullable(),
   waiters: z.int().nonnegative(),
   lastToken: z.int().nonnegative(),
   limit: z.int().positive(),
@@ -86,7 +88,9 @@ export const problemSchema = z.looseObject({
   retryAfterMs: z.int().nonnegative().optional(),
   reason: z.enum(NOT_HELD_REASONS).optional(),
   holders: z.array(holderViewSchema).optional(),
+  holderCount: z.int().nonnegative().optional(),
   position: z.int().positive().optional(),
+  leaseId: z.string().regex(LEASE_ID_PATTERN).optional(),
   limit: z.int().positive().optional(),
 });
 
@@ -102,6 +106,8 @@ export interface RouteDoc {
   /** The role a key needs, or null for routes that need no key. */
   role: (typeof ROLES)[number] | null;
   request?: { schema: Schema; ref: string; example: unknown };
+  /** Query parameters, each optional. */
+  query?: { name: string; description: string; schema: Schema }[];
   ok: { schema: Schema; ref: string; description: string; example: unknown };
   /** Problem codes this route can answer with, beyond those of its role and body. */
   codes: ErrorCode[];
@@ -166,7 +172,9 @@ export const ROUTE_DOCS: RouteDoc[] = [
       "invalid_permits",
       "permits_exceed_limit",
       "invalid_reentrant",
-      "owner_required",
+      "holder_key_required",
+      "invalid_holder_key",
+      "invalid_repoll",
       "invalid_lock_delay",
     ],
   },
@@ -212,6 +220,13 @@ export const ROUTE_DOCS: RouteDoc[] = [
     path: "/v1/locks/{name}",
     summary: "Inspect a lock: holders (never their leaseIds), queue length, last fencing token",
     role: "read",
+    query: [
+      {
+        name: "after",
+        description: "page on through the holders: the `nextAfter` of the previous answer",
+        schema: z.int().positive(),
+      },
+    ],
     ok: {
       schema: lockViewSchema,
       ref: "LockView",
@@ -223,6 +238,8 @@ export const ROUTE_DOCS: RouteDoc[] = [
         holders: [
           { owner: "a", token: 3, expiresAt: 1795349615855, mode: "exclusive", permits: 1, holdCount: 1 },
         ],
+        holderCount: 1,
+        nextAfter: null,
         waiters: 2,
         lastToken: 3,
         limit: 1,
@@ -230,7 +247,7 @@ export const ROUTE_DOCS: RouteDoc[] = [
         lockDelayUntil: null,
       },
     },
-    codes: [],
+    codes: ["invalid_query"],
   },
   {
     method: "get",
@@ -373,6 +390,13 @@ function operation(route: RouteDoc): Json {
         description: "the lock name; a key may touch only names that start with one of its prefixes",
         schema: jsonSchema(lockNameSchema, "input"),
       },
+      ...(route.query ?? []).map((q) => ({
+        name: q.name,
+        in: "query",
+        required: false,
+        description: q.description,
+        schema: jsonSchema(q.schema, "input"),
+      })),
     ];
   }
   if (route.request !== undefined) {

@@ -36,6 +36,8 @@ export const acquireSchema = z
     limit: z.int().min(1).max(MAX_LIMIT).optional(),
     permits: z.int().min(1).max(MAX_LIMIT).default(1),
     reentrant: z.boolean().default(false),
+    holderKey: leaseId.optional(),
+    repoll: z.boolean().default(false),
     lockDelayMs: z.int().min(0).max(MAX_LOCK_DELAY_MS).default(0),
   })
   .superRefine((b, ctx) => {
@@ -49,8 +51,11 @@ export const acquireSchema = z
     if (b.limit !== undefined && b.limit > 1 && b.mode === "shared") {
       fail("invalid_mode", "shared mode is for read-write locks; a semaphore takes permits");
     }
-    if (b.reentrant && b.owner === undefined) {
-      fail("owner_required", "a reentrant acquire needs an owner: holds are counted per owner");
+    if (b.reentrant && b.holderKey === undefined) {
+      fail(
+        "holder_key_required",
+        "a reentrant acquire needs a holderKey: holds are counted per holder, never per public owner label",
+      );
     }
   });
 
@@ -66,6 +71,8 @@ const FIELD_CODES: Record<string, ErrorCode> = {
   limit: "invalid_limit",
   permits: "invalid_permits",
   reentrant: "invalid_reentrant",
+  holderKey: "invalid_holder_key",
+  repoll: "invalid_repoll",
   lockDelayMs: "invalid_lock_delay",
 };
 
@@ -78,6 +85,8 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   invalid_limit: `limit must be an integer from 1 to ${MAX_LIMIT}`,
   invalid_permits: `permits must be an integer from 1 to ${MAX_LIMIT}`,
   invalid_reentrant: "reentrant must be a boolean",
+  invalid_holder_key: "holderKey must be 16–128 characters of A–Z a–z 0–9 _ -",
+  invalid_repoll: "repoll must be a boolean",
   invalid_lock_delay: `lockDelayMs must be an integer from 0 to ${MAX_LOCK_DELAY_MS}`,
 };
 

@@ -16,6 +16,13 @@ export const MAX_WAIT_MS = 25_000;
  * head of the queue, the lock stays free for it until the window closes.
  */
 export const REPOLL_GRACE_MS = 3_000;
+/**
+ * How long a waiter whose request said `repoll: true` keeps its turn after that request's wait ran out:
+ * long enough for the client's next request to arrive, short enough that a client that promised and
+ * vanished delays the waiters behind it by well under a second. A waiter that did not promise keeps its
+ * place for REPOLL_GRACE_MS but never holds up anyone behind it.
+ */
+export const REPOLL_RESERVE_MS = 500;
 /** Waiters one lock will queue; more get 429 `too_many_waiters`. */
 export const MAX_WAITERS = 1_000;
 /** Largest semaphore `limit`. */
@@ -27,6 +34,12 @@ export const LOCK_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
 /** Lease ids are chosen by the client or the server: 16–128 characters of `A–Z a–z 0–9 _ -`. */
 export const LEASE_ID_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 export const MAX_OWNER_LENGTH = 256;
+/** Reentrant holds one lease may count; one more acquire gets 409 `too_many_holds`. */
+export const MAX_HOLD_COUNT = 16;
+/** Holders listed in a 409 `lock_held` / `lock_delay` / `waiters_ahead`; `holderCount` is the total. */
+export const MAX_HOLDERS_IN_PROBLEM = 5;
+/** Holders per page of `GET /v1/locks/{name}`; the next page is `?after=<nextAfter>`. */
+export const HOLDERS_PAGE_SIZE = 100;
 /** Request bodies larger than this are refused with 413. */
 export const MAX_BODY_BYTES = 8_192;
 
@@ -45,8 +58,21 @@ export interface AcquireRequest {
   limit?: number;
   /** Permits this lease takes from a semaphore. @default 1 */
   permits?: number;
-  /** The same `owner` acquiring again while it holds gets the same lease and a higher hold count. */
+  /**
+   * The same holder acquiring again while it holds gets the same lease and a higher hold count. The
+   * holder is `holderKey` under the same API key, never the public `owner` label.
+   */
   reentrant?: boolean;
+  /**
+   * The holder's secret identity for reentrancy (16–128 of `A–Z a–z 0–9 _ -`), required with
+   * `reentrant: true`: e.g. one random value per process or thread. Never shown to anyone.
+   */
+  holderKey?: string;
+  /**
+   * The client will re-poll with the same `leaseId` as soon as this request's wait runs out, so the
+   * waiter keeps its turn for REPOLL_RESERVE_MS after it. @default false
+   */
+  repoll?: boolean;
   /** When this lease is lost (expiry or force-release), the lock stays unavailable this long. @default 0 */
   lockDelayMs?: number;
 }
@@ -103,7 +129,13 @@ export interface LockView {
   name: string;
   held: boolean;
   kind: "mutex" | "rwlock" | "semaphore";
+  /** One page of holders, in token order: at most HOLDERS_PAGE_SIZE. */
   holders: HolderView[];
+  /** All holders, on every page. */
+  holderCount: number;
+  /** Pass as `?after=` for the next page of holders; null on the last page. */
+  nextAfter: number | null;
+  /** Requests waiting for the lock now (not counting waiters whose wait ran out). */
   waiters: number;
   lastToken: number;
   limit: number;
@@ -119,11 +151,14 @@ export type NotHeldReason = (typeof NOT_HELD_REASONS)[number];
 export const ERROR_CODES = {
   lock_held: 409,
   lock_delay: 409,
+  waiters_ahead: 409,
   not_held: 409,
   lease_ended: 409,
   limit_mismatch: 409,
   upgrade_not_supported: 409,
   wait_cancelled: 409,
+  reentrant_mismatch: 409,
+  too_many_holds: 409,
   too_many_waiters: 429,
   invalid_name: 400,
   invalid_body: 400,
@@ -137,7 +172,10 @@ export const ERROR_CODES = {
   invalid_permits: 400,
   permits_exceed_limit: 400,
   invalid_reentrant: 400,
-  owner_required: 400,
+  holder_key_required: 400,
+  invalid_holder_key: 400,
+  invalid_repoll: 400,
+  invalid_query: 400,
   invalid_lock_delay: 400,
   unsupported_media_type: 415,
   body_too_large: 413,
@@ -161,8 +199,12 @@ export interface Problem {
   code: ErrorCode;
   retryAfterMs?: number;
   reason?: NotHeldReason;
+  /** The first MAX_HOLDERS_IN_PROBLEM holders; `holderCount` is the total. */
   holders?: HolderView[];
+  holderCount?: number;
   position?: number;
+  /** The queued request's own leaseId, with `position`: re-poll with it to keep the place. */
+  leaseId?: string;
   limit?: number;
   [extra: string]: unknown;
 }
