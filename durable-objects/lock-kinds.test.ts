@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { acq as acquire, run, T0 } from "./lock-state.fixtures.ts";
+import { MAX_HOLD_COUNT } from "../client/src/protocol.ts";
+import { acq as acquire, KEY, run, T0 } from "./lock-state.fixtures.ts";
 import { type AcquireCommand, EMPTY_STATE, type Step, snapshot, transition } from "./lock-state.ts";
 
 /** Kinds are mostly about waiting: these acquires wait 10 s unless told otherwise. */
@@ -123,9 +124,11 @@ describe("read-write lock", () => {
   });
 });
 
-describe("reentrant holds", () => {
-  const re = (leaseId: string, owner = "alice") => acq(leaseId, { reentrant: true, owner, waitMs: 0 });
+/** A reentrant acquire by the holder whose secret is `${owner}-key`, under the test API key. */
+const re = (leaseId: string, owner = "alice", extra: Partial<AcquireCommand> = {}) =>
+  acq(leaseId, { holderKey: `${owner}-key`, owner, waitMs: 0, ...extra });
 
+describe("reentrant holds", () => {
   it("counts holds of one owner up and down, freeing the lock at zero", () => {
     const steps = run([
       [T0, re("a1")],
@@ -158,12 +161,91 @@ describe("reentrant holds", () => {
 
   it("treats a repeated leaseId without the opt-in as an idempotent retry", () => {
     const steps = run([
-      [T0, acq("a1", { owner: "alice" })],
-      [T0 + 1, acq("a1", { owner: "alice" })],
+      [T0, acq("a1", { owner: "alice", waitMs: 0 })],
+      [T0 + 1, acq("a1", { owner: "alice", waitMs: 0 })],
       [T0 + 2, acq("a2", { owner: "alice", waitMs: 0 })],
     ]);
     expect(steps[1]?.outcome).toMatchObject({ lease: { holdCount: 1, token: 1 } });
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
+  });
+
+  it("belongs to its holder under its API key, never to a shared owner label", () => {
+    const steps = run([
+      [T0, re("a1")],
+      // Another key sending alice's label and even alice's holderKey is not alice.
+      [T0 + 1, re("x1", "alice", { principal: "other-key" })],
+      // The same key with the same label but another holder (process) is not alice either.
+      [T0 + 2, re("x2", "alice", { holderKey: "another-process" })],
+    ]);
+    expect(steps[1]?.outcome).toMatchObject({ code: "lock_held" });
+    expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
+    expect(steps[2]?.state.holders).toMatchObject([{ leaseId: "a1", holdCount: 1, principal: KEY }]);
+  });
+
+  it("gives a reentrant acquire what it asks for or refuses it clearly", () => {
+    const sharedHolder = run([
+      [T0, re("s1", "alice", { mode: "shared" })],
+      [T0 + 1, re("s2", "alice", { mode: "exclusive" })],
+    ]);
+    expect(sharedHolder[1]?.outcome).toMatchObject({
+      code: "reentrant_mismatch",
+      mode: "shared",
+      permits: 1,
+    });
+    const semaphore = run([
+      [T0, re("p1", "alice", { limit: 5, permits: 1 })],
+      [T0 + 1, re("p2", "alice")],
+      [T0 + 2, re("p3", "alice", { limit: 9, permits: 9 })],
+      [T0 + 3, re("p4", "alice", { limit: 5, permits: 2 })],
+      [T0 + 4, re("p5", "alice", { limit: 5, permits: 1 })],
+    ]);
+    expect(semaphore.map((st) => st.outcome.kind === "rejected" && st.outcome.code)).toEqual([
+      false,
+      "limit_mismatch",
+      "limit_mismatch",
+      "reentrant_mismatch",
+      false,
+    ]);
+    expect(semaphore[4]?.outcome).toMatchObject({ lease: { leaseId: "p1", holdCount: 2, permits: 1 } });
+  });
+
+  it("caps the holds of one lease", () => {
+    const steps = run(
+      Array.from({ length: MAX_HOLD_COUNT + 1 }, (_, i): [number, AcquireCommand] => [T0 + i, re(`h${i}`)]),
+    );
+    expect(steps[MAX_HOLD_COUNT - 1]?.outcome).toMatchObject({ lease: { holdCount: MAX_HOLD_COUNT } });
+    expect(steps[MAX_HOLD_COUNT]?.outcome).toMatchObject({ code: "too_many_holds" });
+  });
+
+  it("releases the hold of the leaseId a reentrant acquire was sent with, once", () => {
+    const steps = run([
+      [T0, re("a1")],
+      [T0 + 1, re("a2")],
+      [T0 + 2, re("a3")],
+      [T0 + 3, { type: "release", leaseId: "a2" }],
+      [T0 + 4, { type: "release", leaseId: "a2" }],
+      [T0 + 5, re("a2")],
+      [T0 + 6, { type: "renew", leaseId: "a3", ttlMs: 5_000, mode: null }],
+    ]);
+    expect(steps[3]?.outcome).toEqual({ kind: "released", holdCount: 2 });
+    // A retried release of the same hold is answered, not counted again.
+    expect(steps[4]?.outcome).toEqual({ kind: "released", holdCount: null });
+    expect(steps[5]?.outcome).toMatchObject({ code: "lease_ended", reason: "released" });
+    expect(steps[6]?.outcome).toMatchObject({ lease: { leaseId: "a1", holdCount: 2 } });
+  });
+
+  it("treats a reentrant acquire with a queued waiter's leaseId as that waiter's re-poll", () => {
+    const steps = run([
+      [T0, re("a1")],
+      [T0 + 1, acq("w1", { owner: "bob", waitMs: 5_000 })],
+      [T0 + 2, re("w1")],
+      [T0 + 3, { type: "release", leaseId: "a1" }],
+    ]);
+    // The re-poll tried once and was told its place; it never became one of alice's holds.
+    expect(steps[2]?.outcome).toMatchObject({ code: "lock_held", position: 1, leaseId: "w1" });
+    expect(steps[2]?.state.holders).toMatchObject([{ leaseId: "a1", holdCount: 1, aliases: [] }]);
+    expect(steps[3]?.effects.granted).toHaveLength(0);
+    expect(steps[3]?.state.queue).toMatchObject([{ leaseId: "w1" }]);
   });
 
   it("ends all holds at expiry", () => {
@@ -219,9 +301,6 @@ describe("lock-delay", () => {
 });
 
 describe("reentrant edge cases found by the model test", () => {
-  const re = (leaseId: string, extra: Partial<AcquireCommand> = {}) =>
-    acq(leaseId, { reentrant: true, owner: "alice", waitMs: 0, ...extra });
-
   it("answers lease_ended to a retried reentrant acquire whose lease has ended", () => {
     const steps = run([
       [T0, re("first")],
@@ -237,7 +316,7 @@ describe("reentrant edge cases found by the model test", () => {
   it("does not cut a queued waiter's wait short when its owner also tries once with another leaseId", () => {
     const steps = run([
       [T0, acq("holder", { owner: "bob", waitMs: 0 })],
-      [T0 + 10, re("queued", { waitMs: 5_000 })],
+      [T0 + 10, re("queued", "alice", { waitMs: 5_000 })],
       [T0 + 20, re("try-once")],
       [T0 + 30, { type: "release", leaseId: "holder" }],
     ]);

@@ -1,86 +1,103 @@
 /**
- * The Durable Object around one lock: it loads the state once, applies commands through the pure state
- * machine, writes the new state before anything is answered, keeps the alarm at the next deadline, and
- * answers parked long-poll requests when the machine grants them. It holds no lock rules of its own.
+ * The Durable Object around one lock: it loads the state once, applies each event through the pure state
+ * machine with one clock reading, writes the new state before anything is answered, keeps the alarm at the
+ * next deadline, and answers parked long-poll requests when the machine grants them or their wait ends.
+ * It holds no lock rules of its own, and answers only public views: a leaseId leaves only to its holder.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { AcquireCommand, Command, LockSnapshot, LockState, Outcome } from "./lock-state.ts";
-import { EMPTY_STATE, nextDeadline, snapshot, transition, waitTimedOut } from "./lock-state.ts";
-import { load, save } from "./storage.ts";
+import type { Lease } from "../client/src/protocol.ts";
+import type {
+  AcquireCommand,
+  AcquireOutcome,
+  Busy,
+  Command,
+  Granted,
+  LockSnapshot,
+  LockState,
+  OutcomeOf,
+  ReleaseOutcome,
+  RenewOutcome,
+} from "./lock-state.ts";
+import { nextDeadline, snapshot, transition, waitingAnswer } from "./lock-state.ts";
+import { LockStore } from "./storage.ts";
 
 /**
- * A grant as the lock object answers it. `validForMs` is how long the lease lasts counted from when the
- * request reached the lock object, by the lock object's own clock: the request was sent before it
- * arrived, so a client's `sentAt + validForMs` is a deadline the lease cannot end before, whatever the
- * server's clock says and however long the request waited or was retried.
+ * A grant as its holder receives it (the wire `Lease` without the lock's name, which the Worker adds).
+ * `validForMs` counts from when the request reached the lock object, by the object's own clock: the request
+ * was sent before it arrived, so a client's `sentAt + validForMs` is a deadline the lease cannot end before,
+ * whatever the server's clock says and however long the request waited or was retried.
  */
-export type Granted = Extract<Outcome, { kind: "granted" }> & { readonly validForMs: number };
-/** Every answer of the lock object: its state machine's outcomes, with grants as `Granted`. */
-export type Answer = Exclude<Outcome, { kind: "granted" }> | Granted;
-export type AcquireOutcome =
-  | Granted
-  | Extract<Outcome, { kind: "rejected" }>
+export interface Grant {
+  readonly kind: "granted";
+  readonly lease: Omit<Lease, "name">;
+}
+
+export type AcquireAnswer =
+  | Grant
+  | Exclude<AcquireOutcome, Granted | { kind: "queued" }>
   | { readonly kind: "rejected"; readonly code: "wait_cancelled" };
+export type RenewAnswer = Grant | Exclude<RenewOutcome, Granted>;
+export type ReleaseAnswer = ReleaseOutcome;
+export type ForceReleaseAnswer = OutcomeOf["forceRelease"];
+
+/** What the Worker sends to acquire: the command without its tag. */
+export type AcquireInput = Omit<AcquireCommand, "type">;
 
 interface Parked {
-  resolve: (outcome: AcquireOutcome) => void;
+  resolve: (answer: AcquireAnswer) => void;
   timer: ReturnType<typeof setTimeout>;
   /** When the parked request reached the lock object. */
   arrivedAt: number;
 }
 
 export class LockObject extends DurableObject<Env> {
-  #state: LockState = EMPTY_STATE;
+  readonly #store: LockStore;
+  #state: LockState;
   #alarmAt: number | null = null;
   /** Requests held open for a grant, by leaseId. The queue itself lives in the state, in storage. */
   readonly #parked = new Map<string, Parked>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
+    // Synchronous reads need no gate; they create nothing, so inspecting an unused name writes nothing.
+    this.#store = new LockStore(ctx.storage);
+    this.#state = this.#store.load();
     void ctx.blockConcurrencyWhile(async () => {
-      // One commit for the schema of a new lock, not one per table.
-      this.#state = ctx.storage.transactionSync(() => load(ctx.storage.sql));
       this.#alarmAt = await ctx.storage.getAlarm();
-      this.#syncAlarm();
+      this.#syncAlarm(Date.now());
     });
   }
 
-  async acquire(command: Omit<AcquireCommand, "type">): Promise<AcquireOutcome> {
-    const arrivedAt = Date.now();
-    const outcome = this.#apply({ type: "acquire", ...command }, arrivedAt);
-    if (outcome.kind === "granted") {
-      // An older request for the same leaseId, still parked (a retry overtook it), gets the same lease.
-      this.#settle(command.leaseId, outcome);
-      return outcome;
+  async acquire(input: AcquireInput): Promise<AcquireAnswer> {
+    const now = Date.now();
+    const outcome = this.#apply({ type: "acquire", ...input }, now);
+    switch (outcome.kind) {
+      case "granted": {
+        const answer = grant(outcome, now);
+        // An older request for the same leaseId, still parked (a retry overtook it), gets the same lease.
+        this.#settle(input.leaseId, grant(outcome, this.#parked.get(input.leaseId)?.arrivedAt ?? now));
+        return answer;
+      }
+      case "queued":
+        return this.#park(outcome.leaseId, outcome.waitUntil, now);
+      default:
+        return outcome;
     }
-    if (outcome.kind === "rejected") return outcome;
-    if (outcome.kind !== "queued") throw new Error(`acquire answered ${outcome.kind}`);
-    const { leaseId, waitUntil } = outcome;
-    // A re-poll while an older request for the same leaseId is still parked replaces that request.
-    this.#settle(leaseId, waitTimedOut(this.#state, leaseId, Date.now()));
-    const { promise, resolve } = Promise.withResolvers<AcquireOutcome>();
-    const timer = setTimeout(
-      () => {
-        this.#parked.delete(leaseId);
-        resolve(waitTimedOut(this.#state, leaseId, Date.now()));
-      },
-      Math.max(0, waitUntil - Date.now()) + 1,
-    );
-    this.#parked.set(leaseId, { resolve, timer, arrivedAt });
-    return promise;
   }
 
-  renew(leaseId: string, ttlMs: number | null, mode: "shared" | "exclusive" | null): Answer {
-    return this.#apply({ type: "renew", leaseId, ttlMs, mode });
+  renew(leaseId: string, ttlMs: number | null, mode: "shared" | "exclusive" | null): RenewAnswer {
+    const now = Date.now();
+    const outcome = this.#apply({ type: "renew", leaseId, ttlMs, mode }, now);
+    return outcome.kind === "granted" ? grant(outcome, now) : outcome;
   }
 
-  release(leaseId: string): Answer {
-    return this.#apply({ type: "release", leaseId });
+  release(leaseId: string): ReleaseAnswer {
+    return this.#apply({ type: "release", leaseId }, Date.now());
   }
 
   /** Ends every lease now; `by` (an admin key's name) is kept with each, for the holders to learn. */
-  forceRelease(by: string): Answer {
-    return this.#apply({ type: "forceRelease", by });
+  forceRelease(by: string): ForceReleaseAnswer {
+    return this.#apply({ type: "forceRelease", by }, Date.now());
   }
 
   /** The lock's state at this instant, with the page of holders whose tokens come after `after`. */
@@ -93,41 +110,62 @@ export class LockObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     // The alarm that woke us is spent; `tick` re-reads the state, so early, late or repeated alarms are harmless.
     this.#alarmAt = null;
-    this.#apply({ type: "tick" });
+    this.#apply({ type: "tick" }, Date.now());
   }
 
-  /**
-   * Applies one command at `now`, the one clock reading of this event: also when the request that carries
-   * it arrived, from which its grant's `validForMs` counts.
-   */
-  #apply(command: Command, now = Date.now()): Answer {
+  /** Holds the request open until the machine grants its leaseId, a release cancels it, or its wait ends. */
+  #park(leaseId: string, waitUntil: number, now: number): Promise<AcquireAnswer> {
+    // A re-poll while an older request for the same leaseId is still parked replaces that request.
+    this.#settle(leaseId, waitingAnswer(this.#state, leaseId, now));
+    const { promise, resolve } = Promise.withResolvers<AcquireAnswer>();
+    this.#parked.set(leaseId, { resolve, timer: this.#waitTimer(leaseId, waitUntil, now), arrivedAt: now });
+    return promise;
+  }
+
+  #waitTimer(leaseId: string, waitUntil: number, now: number): ReturnType<typeof setTimeout> {
+    return setTimeout(
+      () => {
+        const parked = this.#parked.get(leaseId);
+        if (parked === undefined) return;
+        const at = Date.now();
+        if (at <= waitUntil) {
+          // A timer that fired early: the wait is still live and may yet be granted.
+          parked.timer = this.#waitTimer(leaseId, waitUntil, at);
+          return;
+        }
+        this.#settle(leaseId, this.#apply({ type: "waitEnded", leaseId }, at));
+      },
+      waitUntil - now + 1,
+    );
+  }
+
+  /** Applies one command at `now`, the one clock reading of its event, and carries out its effects. */
+  #apply<C extends Command>(command: C, now: number): OutcomeOf[C["type"]] {
     const before = this.#state;
-    const step = transition(before, command, now);
-    if (step.state !== before) {
-      this.ctx.storage.transactionSync(() => save(this.ctx.storage.sql, before, step.state));
-    }
+    const step = transition(before, command, now, this.#store);
+    this.#store.save(before, step.state, step.effects.ended, now);
     this.#state = step.state;
-    this.#syncAlarm();
+    this.#syncAlarm(now);
     for (const lease of step.effects.granted) {
-      this.#settle(lease.leaseId, { kind: "granted", lease, limit: step.state.limit });
+      const parked = this.#parked.get(lease.leaseId);
+      this.#settle(
+        lease.leaseId,
+        grant({ kind: "granted", lease, limit: step.state.limit }, parked?.arrivedAt ?? now),
+      );
     }
     for (const leaseId of step.effects.cancelled) {
       this.#settle(leaseId, { kind: "rejected", code: "wait_cancelled" });
     }
-    const { outcome } = step;
-    return outcome.kind === "granted" ? validFrom(outcome, now) : outcome;
+    return step.outcome;
   }
 
-  /** Answers the request parked for `leaseId`, if any; a grant is valid from that request's arrival. */
-  #settle(
-    leaseId: string,
-    outcome: Extract<Outcome, { kind: "granted" }> | Exclude<AcquireOutcome, Granted>,
-  ): void {
+  /** Answers the request parked for `leaseId`, if any. */
+  #settle(leaseId: string, answer: AcquireAnswer | Busy): void {
     const parked = this.#parked.get(leaseId);
     if (parked === undefined) return;
     this.#parked.delete(leaseId);
     clearTimeout(parked.timer);
-    parked.resolve(outcome.kind === "granted" ? validFrom(outcome, parked.arrivedAt) : outcome);
+    parked.resolve(answer);
   }
 
   /**
@@ -135,14 +173,29 @@ export class LockObject extends DurableObject<Env> {
    * fires before anything is due just re-arms (`alarm()` is idempotent), which is cheaper than a second
    * storage commit on every acquire and release. Not awaited: the output gate holds replies until it is stored.
    */
-  #syncAlarm(): void {
-    const next = nextDeadline(this.#state);
+  #syncAlarm(now: number): void {
+    const next = nextDeadline(this.#state, now);
     if (next === null || (this.#alarmAt !== null && this.#alarmAt <= next)) return;
     this.#alarmAt = next;
     void this.ctx.storage.setAlarm(next);
   }
 }
 
-function validFrom(outcome: Extract<Outcome, { kind: "granted" }>, arrivedAt: number): Granted {
-  return { ...outcome, validForMs: Math.max(0, outcome.lease.expiresAt - arrivedAt) };
+/** The holder's view of a granted lease, valid for `validForMs` from `arrivedAt`. */
+function grant({ lease: l, limit }: Granted, arrivedAt: number): Grant {
+  return {
+    kind: "granted",
+    lease: {
+      leaseId: l.leaseId,
+      owner: l.owner,
+      token: l.token,
+      ttlMs: l.ttlMs,
+      expiresAt: l.expiresAt,
+      validForMs: Math.max(0, l.expiresAt - arrivedAt),
+      mode: l.mode,
+      permits: l.permits,
+      holdCount: l.holdCount,
+      limit,
+    },
+  };
 }

@@ -1,18 +1,29 @@
 /**
  * Model-based test of the pure lock state machine: fast-check drives random sequences of acquire, renew,
- * release, force-release, clock advances and alarm ticks against a small reference model (which lease holds
- * which token, who waits in which order, which lease ids have ended) and checks the safety invariants after
- * every step. The rule-by-rule examples live in lock-state.test.ts; this file hunts for sequences nobody wrote.
+ * release, force-release, ended waits, clock advances and alarm ticks, from two API keys with shared owner
+ * labels and holder keys, against a reference model written independently of the machine. The model predicts
+ * every answer and every grant exactly, and the invariants are checked after every step: one holder of an
+ * exclusive lock, tokens that only grow, FIFO among waiters that are waiting, reentrancy bound to its holder,
+ * bounded answers, and liveness (free capacity never sits idle while a waiting request fits it, and nothing
+ * changes by itself before the alarm the machine asks for). Rule-by-rule examples live in lock-state.test.ts.
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type LockMode, REPOLL_GRACE_MS } from "../client/src/protocol.ts";
 import {
+  type LockMode,
+  MAX_HOLD_COUNT,
+  MAX_HOLDERS_IN_PROBLEM,
+  REPOLL_GRACE_MS,
+  REPOLL_RESERVE_MS,
+} from "../client/src/protocol.ts";
+import { MemoryHistory } from "./lock-state.fixtures.ts";
+import {
+  type AcquireCommand,
   type Command,
   EMPTY_STATE,
-  type LeaseRecord,
   type LockState,
   nextDeadline,
+  type Outcome,
   permitsInUse,
   type Step,
   transition,
@@ -20,59 +31,64 @@ import {
 
 /**
  * Seeded so that a failure in CI reproduces locally. To explore, change SEED (or raise RUNS) here: this file
- * runs inside workerd, which does not see the shell's environment. Seeds 1–6 × 8000 runs passed.
+ * runs inside workerd, which does not see the shell's environment.
  */
-const SEED = 20261122;
-/** The admin key name every generated force-release is attributed to. */
-const ADMIN = "model-admin";
-/** Who the machine must name when a lease is not held for `reason`: only force-releases have a "by". */
-const forcedBy = (reason: string) => (reason === "forced" ? ADMIN : null);
-const RUNS = 1000;
+const SEED = 20261202;
+const RUNS = 2_000;
 const T0 = 1_000_000;
 const SLOTS = 5;
+const ADMIN = "model-admin";
+/** Two API keys in the same scope; owner labels and holder keys are shared between them on purpose. */
+const KEYS = ["key-a", "key-b"] as const;
+const OWNERS = ["shared-owner", "owner-b", null] as const;
+/** Holder keys for reentrant acquires; null makes the acquire non-reentrant. */
+const HOLDER_KEYS = ["holder-1", "holder-2", null] as const;
 
 type ConfigName = "mutex" | "rwlock" | "semaphore" | "mixed";
+type EndReason = "expired" | "released" | "cancelled" | "forced";
 
-/** A command as generated: slots and choices, turned into a `Command` by the runner for one lock config. */
 type Op =
   | {
       op: "acquire";
       slot: number;
       fresh: boolean;
+      key: number;
       owner: number;
+      holder: number;
       shared: boolean;
       permits: number;
+      limit: number;
       waitMs: number;
       ttlMs: number;
-      reentrant: boolean;
+      repoll: boolean;
       lockDelay: boolean;
-      semaphore: boolean;
     }
   | { op: "renew"; slot: number; ttlMs: number | null; mode: LockMode | null }
   | { op: "release"; slot: number }
+  | { op: "waitEnded"; slot: number }
   | { op: "forceRelease" }
   | { op: "advance"; ms: number }
-  /** Jumps to the machine's next deadline (plus `offsetMs`), where off-by-one expiry bugs live. */
+  /** Jumps to the machine's next deadline (plus `offsetMs`), where off-by-one bugs live. */
   | { op: "toDeadline"; offsetMs: number }
   | { op: "tick" };
 
-const OWNERS = ["owner-a", "owner-b", null] as const;
-
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
-    weight: 6,
+    weight: 8,
     arbitrary: fc.record({
       op: fc.constant("acquire" as const),
       slot: fc.nat(SLOTS - 1),
       fresh: fc.boolean(),
+      key: fc.nat(KEYS.length - 1),
       owner: fc.nat(OWNERS.length - 1),
+      holder: fc.oneof({ weight: 3, arbitrary: fc.constant(2) }, fc.nat(1)),
       shared: fc.boolean(),
       permits: fc.integer({ min: 1, max: 3 }),
+      limit: fc.constantFrom(8, 8, 8, 3),
       waitMs: fc.constantFrom(0, 0, 150, 600, 2_000),
-      ttlMs: fc.constantFrom(100, 250, 800),
-      reentrant: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, fc.constant(true)),
+      ttlMs: fc.constantFrom(100, 250, 800, 5_000),
+      repoll: fc.boolean(),
       lockDelay: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, fc.constant(true)),
-      semaphore: fc.boolean(),
     }),
   },
   {
@@ -85,6 +101,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 3, arbitrary: fc.record({ op: fc.constant("release" as const), slot: fc.nat(SLOTS - 1) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("waitEnded" as const), slot: fc.nat(SLOTS - 1) }) },
   { weight: 1, arbitrary: fc.constant({ op: "forceRelease" as const }) },
   {
     weight: 4,
@@ -103,87 +120,306 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 interface ModelLease {
   readonly leaseId: string;
   readonly token: number;
-  readonly owner: string | null;
-  readonly reentrant: boolean;
+  readonly principal: string;
+  readonly holderKey: string | null;
   readonly lockDelayMs: number;
-  expiresAt: number;
-  holdCount: number;
-  mode: LockMode;
   readonly permits: number;
-  /** Other lease ids whose acquire was answered with this lease (reentrant holds). */
-  readonly aliases: Set<string>;
+  mode: LockMode;
+  ttlMs: number;
+  expiresAt: number;
+  /** One alias per hold beyond the first, in the order the holds were taken. */
+  aliases: string[];
 }
 
 interface ModelWaiter {
   readonly leaseId: string;
-  readonly owner: string | null;
-  readonly reentrant: boolean;
+  readonly principal: string;
+  readonly holderKey: string | null;
+  readonly mode: LockMode;
+  readonly permits: number;
+  readonly lockDelayMs: number;
+  ttlMs: number;
   waitUntil: number;
+  reserveUntil: number;
   holdUntil: number;
 }
 
-type EndReason = "expired" | "released" | "cancelled" | "forced";
+interface Ended {
+  readonly reason: EndReason;
+  readonly by: string | null;
+}
 
-/**
- * The reference model. It does not decide who gets the lock next (the machine does); it knows enough to say
- * which answers are impossible, and it tracks what the machine's state must contain.
- */
+/** The reference model: the rules written again, plainly, to predict what the machine must answer. */
 class Model {
-  readonly holders = new Map<string, ModelLease>();
+  holders: ModelLease[] = [];
   queue: ModelWaiter[] = [];
-  readonly ended = new Map<string, EndReason>();
+  readonly ended = new Map<string, Ended>();
+  /** Lease ids that ended in the current step, as the machine must report them. */
+  endedNow: string[] = [];
+  /** Leases granted from the queue in the current step, in grant order. */
+  grantedNow: ModelLease[] = [];
   readonly tokens = new Map<number, string>();
   lastToken = 0;
   delayUntil = 0;
   limit = 1;
 
-  expire(now: number): void {
-    for (const l of [...this.holders.values()]) {
-      if (l.expiresAt <= now) this.end(l, "expired", l.expiresAt);
-    }
+  begin(now: number): void {
+    this.endedNow = [];
+    this.grantedNow = [];
+    for (const l of this.holders.filter((h) => h.expiresAt <= now)) this.end(l, "expired", now);
     this.queue = this.queue.filter((w) => w.holdUntil > now);
+    if (this.delayUntil <= now) this.delayUntil = 0;
+    this.grantPass(now);
   }
 
-  end(l: ModelLease, reason: EndReason, endedAt: number): void {
-    this.holders.delete(l.leaseId);
-    // Every id the lease was acquired under ends with it: lease ids are single-use.
-    for (const id of [l.leaseId, ...l.aliases]) this.ended.set(id, reason);
+  end(l: ModelLease, reason: EndReason, now: number, by: string | null = null): void {
+    this.holders = this.holders.filter((h) => h !== l);
+    for (const id of [l.leaseId, ...l.aliases]) this.markEnded(id, reason, by);
     if (reason !== "released" && l.lockDelayMs > 0) {
-      this.delayUntil = Math.max(this.delayUntil, endedAt + l.lockDelayMs);
+      const from = reason === "expired" ? l.expiresAt : now;
+      this.delayUntil = Math.max(this.delayUntil, from + l.lockDelayMs);
     }
+    if (this.delayUntil <= now) this.delayUntil = 0;
   }
 
-  holderOf(leaseId: string): ModelLease | undefined {
-    for (const l of this.holders.values()) {
-      if (l.leaseId === leaseId || l.aliases.has(leaseId)) return l;
-    }
-    return undefined;
+  markEnded(id: string, reason: EndReason, by: string | null = null): void {
+    this.ended.set(id, { reason, by });
+    this.endedNow.push(id);
   }
 
-  grant(lease: LeaseRecord, aliases: Set<string> = new Set()): void {
-    this.holders.set(lease.leaseId, {
-      leaseId: lease.leaseId,
-      token: lease.token,
-      owner: lease.owner,
-      reentrant: lease.reentrant,
-      lockDelayMs: lease.lockDelayMs,
-      expiresAt: lease.expiresAt,
-      holdCount: lease.holdCount,
-      mode: lease.mode,
-      permits: lease.permits,
-      aliases,
-    });
-    this.tokens.set(lease.token, lease.leaseId);
-    this.lastToken = lease.token;
-    this.queue = this.queue.filter((w) => w.leaseId !== lease.leaseId);
+  holderOf(id: string): ModelLease | undefined {
+    return this.holders.find((l) => l.leaseId === id || l.aliases.includes(id));
   }
 
-  /** Whether `req` fits next to the current holders (the lock's compatibility rule, written independently). */
+  blocking(w: ModelWaiter, now: number): boolean {
+    return now <= w.reserveUntil;
+  }
+
   fits(req: { mode: LockMode; permits: number }): boolean {
-    const holders = [...this.holders.values()];
-    if (this.limit > 1) return holders.reduce((n, l) => n + l.permits, 0) + req.permits <= this.limit;
-    if (holders.length === 0) return true;
-    return req.mode === "shared" && holders.every((l) => l.mode === "shared");
+    if (this.limit > 1) return this.holders.reduce((n, l) => n + l.permits, 0) + req.permits <= this.limit;
+    if (this.holders.length === 0) return true;
+    return req.mode === "shared" && this.holders.every((l) => l.mode === "shared");
+  }
+
+  open(now: number): boolean {
+    return now >= this.delayUntil;
+  }
+
+  grantPass(now: number): void {
+    for (const w of [...this.queue]) {
+      if (!this.blocking(w, now)) continue;
+      if (now > w.waitUntil || !this.open(now) || !this.fits(w)) return;
+      this.queue = this.queue.filter((q) => q !== w);
+      this.grantedNow.push(this.addLease(w, now));
+    }
+  }
+
+  addLease(req: Omit<ModelWaiter, "waitUntil" | "reserveUntil" | "holdUntil">, now: number): ModelLease {
+    this.lastToken += 1;
+    const lease: ModelLease = {
+      leaseId: req.leaseId,
+      token: this.lastToken,
+      principal: req.principal,
+      holderKey: req.holderKey,
+      lockDelayMs: req.lockDelayMs,
+      permits: req.permits,
+      mode: req.mode,
+      ttlMs: req.ttlMs,
+      expiresAt: now + req.ttlMs,
+      aliases: [],
+    };
+    this.holders.push(lease);
+    this.tokens.set(lease.token, lease.leaseId);
+    return lease;
+  }
+
+  times(cmd: AcquireCommand, now: number): Pick<ModelWaiter, "waitUntil" | "reserveUntil" | "holdUntil"> {
+    const waitUntil = now + cmd.waitMs;
+    return {
+      waitUntil,
+      reserveUntil: waitUntil + (cmd.repoll ? REPOLL_RESERVE_MS : 0),
+      holdUntil: waitUntil + REPOLL_GRACE_MS,
+    };
+  }
+
+  /** The answer to a request that is not granted now: what blocks it, said precisely. */
+  busy(req: { mode: LockMode; permits: number }, now: number, queuedId: string | null): Expected {
+    const index = queuedId === null ? -1 : this.queue.findIndex((w) => w.leaseId === queuedId);
+    const ahead = (index === -1 ? this.queue : this.queue.slice(0, index)).filter((w) =>
+      this.blocking(w, now),
+    );
+    const code = !this.open(now) ? "lock_delay" : !this.fits(req) ? "lock_held" : "waiters_ahead";
+    return {
+      kind: "rejected",
+      code,
+      position: index === -1 ? null : ahead.length + 1,
+      leaseId: index === -1 ? null : queuedId,
+      holderCount: this.holders.length,
+      holders: [...this.holders]
+        .sort((a, b) => a.token - b.token)
+        .slice(0, MAX_HOLDERS_IN_PROBLEM)
+        .map((l) => l.token),
+    };
+  }
+
+  notHeld(id: string): Expected {
+    if (this.queue.some((w) => w.leaseId === id))
+      return { kind: "rejected", code: "not_held", reason: "queued" };
+    const ended = this.ended.get(id);
+    return { kind: "rejected", code: "not_held", reason: ended?.reason ?? "unknown", by: ended?.by ?? null };
+  }
+
+  /** The outcome of an acquire whose leaseId holds or waits, after the step's grants. */
+  settle(cmd: AcquireCommand, now: number): Expected {
+    const mine = this.grantedNow.findIndex((l) => l.leaseId === cmd.leaseId);
+    if (mine !== -1) this.grantedNow.splice(mine, 1);
+    const held = this.holderOf(cmd.leaseId);
+    if (held !== undefined) return granted(held);
+    const w = this.queue.find((q) => q.leaseId === cmd.leaseId) as ModelWaiter;
+    if (cmd.waitMs === 0) return this.busy(w, now, cmd.leaseId);
+    return { kind: "queued", leaseId: cmd.leaseId };
+  }
+
+  acquire(cmd: AcquireCommand, now: number): Expected {
+    if (this.holderOf(cmd.leaseId) !== undefined) return this.settle(cmd, now);
+    const queued = this.queue.find((w) => w.leaseId === cmd.leaseId);
+    if (queued !== undefined) {
+      Object.assign(queued, this.times(cmd, now), { ttlMs: cmd.ttlMs });
+      this.grantPass(now);
+      return this.settle(cmd, now);
+    }
+    const ended = this.ended.get(cmd.leaseId);
+    if (ended !== undefined) return { kind: "rejected", code: "lease_ended", reason: ended.reason };
+    const stated = cmd.limit ?? 1;
+    const idle = this.holders.length === 0 && !this.queue.some((w) => this.blocking(w, now));
+    if (!idle && stated !== this.limit)
+      return { kind: "rejected", code: "limit_mismatch", limit: this.limit };
+    if (idle && stated !== this.limit) {
+      this.limit = stated;
+      this.queue = [];
+    }
+    if (cmd.holderKey !== null) {
+      // Reentrancy is the holder's: the same API key and the same secret, never the owner label.
+      const own = this.holders.find((l) => l.holderKey === cmd.holderKey && l.principal === cmd.principal);
+      if (own !== undefined) {
+        if (own.mode !== cmd.mode || own.permits !== cmd.permits) {
+          return { kind: "rejected", code: "reentrant_mismatch", mode: own.mode, permits: own.permits };
+        }
+        if (own.aliases.length + 1 >= MAX_HOLD_COUNT) return { kind: "rejected", code: "too_many_holds" };
+        own.aliases.push(cmd.leaseId);
+        own.ttlMs = cmd.ttlMs;
+        own.expiresAt = Math.max(own.expiresAt, now + cmd.ttlMs);
+        return granted(own);
+      }
+    }
+    if (!this.queue.some((w) => this.blocking(w, now)) && this.open(now) && this.fits(cmd)) {
+      return granted(this.addLease(cmd, now));
+    }
+    if (cmd.waitMs === 0) return this.busy(cmd, now, null);
+    this.queue.push({ ...cmd, ...this.times(cmd, now) });
+    this.grantPass(now);
+    return this.settle(cmd, now);
+  }
+
+  renew(leaseId: string, ttlMs: number | null, mode: LockMode | null, now: number): Expected {
+    const lease = this.holderOf(leaseId);
+    if (lease === undefined) return this.notHeld(leaseId);
+    if (mode === "exclusive" && lease.mode === "shared") {
+      return { kind: "rejected", code: "upgrade_not_supported" };
+    }
+    lease.ttlMs = ttlMs ?? lease.ttlMs;
+    lease.expiresAt = now + lease.ttlMs;
+    lease.mode = mode ?? lease.mode;
+    return granted(lease);
+  }
+
+  release(leaseId: string, now: number): Expected {
+    const lease = this.holderOf(leaseId);
+    if (lease !== undefined) {
+      if (lease.aliases.length === 0) {
+        this.end(lease, "released", now);
+        return { kind: "released", holdCount: 0 };
+      }
+      // By the lease's own id: the latest hold ends; by an alias: that hold.
+      const alias = leaseId === lease.leaseId ? (lease.aliases.at(-1) as string) : leaseId;
+      lease.aliases = lease.aliases.filter((a) => a !== alias);
+      this.markEnded(alias, "released");
+      return { kind: "released", holdCount: lease.aliases.length + 1 };
+    }
+    if (this.queue.some((w) => w.leaseId === leaseId)) {
+      this.queue = this.queue.filter((w) => w.leaseId !== leaseId);
+      this.markEnded(leaseId, "cancelled");
+      return { kind: "cancelled" };
+    }
+    const ended = this.ended.get(leaseId);
+    if (ended?.reason === "released") return { kind: "released", holdCount: null };
+    if (ended?.reason === "cancelled") return { kind: "cancelled" };
+    return this.notHeld(leaseId);
+  }
+}
+
+/** What the model expects of an outcome: the fields it can predict. */
+type Expected = Record<string, unknown> & { kind: Outcome["kind"] };
+
+function granted(l: ModelLease): Expected {
+  return {
+    kind: "granted",
+    leaseId: l.leaseId,
+    token: l.token,
+    holdCount: l.aliases.length + 1,
+    expiresAt: l.expiresAt,
+    mode: l.mode,
+    permits: l.permits,
+  };
+}
+
+/** The machine's outcome in the model's terms, so the two compare field by field. */
+function observed(o: Outcome): Expected {
+  switch (o.kind) {
+    case "granted": {
+      const l = o.lease;
+      return {
+        kind: "granted",
+        leaseId: l.leaseId,
+        token: l.token,
+        holdCount: l.holdCount,
+        expiresAt: l.expiresAt,
+        mode: l.mode,
+        permits: l.permits,
+      };
+    }
+    case "queued":
+      return { kind: "queued", leaseId: o.leaseId };
+    case "rejected":
+      switch (o.code) {
+        case "lock_held":
+        case "lock_delay":
+        case "waiters_ahead":
+          // Answers stay small whatever the lock holds.
+          expect(o.holders.length).toBeLessThanOrEqual(MAX_HOLDERS_IN_PROBLEM);
+          return {
+            kind: "rejected",
+            code: o.code,
+            position: o.position,
+            leaseId: o.leaseId,
+            holderCount: o.holderCount,
+            holders: o.holders.map((h) => h.token),
+          };
+        case "not_held":
+          return o.reason === "queued"
+            ? { kind: "rejected", code: "not_held", reason: "queued" }
+            : { kind: "rejected", code: "not_held", reason: o.reason, by: o.by };
+        case "too_many_holds":
+          return { kind: "rejected", code: o.code };
+        case "too_many_waiters":
+          return { kind: "rejected", code: o.code };
+        default: {
+          const { retryAfterMs: _, ...rest } = o as typeof o & { retryAfterMs?: number };
+          return rest;
+        }
+      }
+    default:
+      return o;
   }
 }
 
@@ -191,6 +427,7 @@ interface Run {
   state: LockState;
   now: number;
   readonly model: Model;
+  readonly history: MemoryHistory;
   readonly generation: number[];
   readonly log: string[];
 }
@@ -203,19 +440,20 @@ function toCommand(run: Run, op: Op, config: ConfigName): Command | null {
   switch (op.op) {
     case "acquire": {
       if (op.fresh) run.generation[op.slot] = (run.generation[op.slot] ?? 0) + 1;
-      const semaphore = config === "semaphore" || (config === "mixed" && op.semaphore);
-      const shared = (config === "rwlock" || (config === "mixed" && !semaphore)) && op.shared;
-      const owner = OWNERS[op.owner] ?? null;
+      const semaphore = config === "semaphore" || (config === "mixed" && op.permits > 1);
+      const shared = (config === "rwlock" || config === "mixed") && !semaphore && op.shared;
       return {
         type: "acquire",
         leaseId: leaseIdOf(run, op.slot),
-        owner,
+        owner: OWNERS[op.owner] ?? null,
+        principal: KEYS[op.key] ?? "key-a",
         ttlMs: op.ttlMs,
         waitMs: op.waitMs,
         mode: shared ? "shared" : "exclusive",
-        limit: semaphore ? 3 : null,
-        permits: semaphore ? op.permits : 1,
-        reentrant: op.reentrant && owner !== null,
+        limit: semaphore ? op.limit : null,
+        permits: semaphore ? Math.min(op.permits, op.limit) : 1,
+        holderKey: HOLDER_KEYS[op.holder] ?? null,
+        repoll: op.repoll,
         lockDelayMs: op.lockDelay ? 300 : 0,
       };
     }
@@ -228,6 +466,8 @@ function toCommand(run: Run, op: Op, config: ConfigName): Command | null {
       };
     case "release":
       return { type: "release", leaseId: leaseIdOf(run, op.slot) };
+    case "waitEnded":
+      return { type: "waitEnded", leaseId: leaseIdOf(run, op.slot) };
     case "forceRelease":
       return { type: "forceRelease", by: ADMIN };
     case "tick":
@@ -236,7 +476,7 @@ function toCommand(run: Run, op: Op, config: ConfigName): Command | null {
       run.now += op.ms;
       return null;
     case "toDeadline": {
-      const deadline = nextDeadline(run.state);
+      const deadline = nextDeadline(run.state, run.now);
       if (deadline !== null) run.now = Math.max(run.now, deadline + op.offsetMs);
       return null;
     }
@@ -245,183 +485,51 @@ function toCommand(run: Run, op: Op, config: ConfigName): Command | null {
   }
 }
 
-/** Applies one command to the machine and the model, checking every answer and invariant on the way. */
-function step(run: Run, cmd: Command): void {
-  const { model, now } = run;
-  const before = run.state;
-  const result: Step = transition(before, cmd, now);
-  run.log.push(`${now - T0}ms ${JSON.stringify(cmd)} -> ${JSON.stringify(result.outcome)}`);
-  const { outcome, effects, state } = result;
-
-  model.expire(now);
-  if (model.delayUntil <= now) model.delayUntil = 0;
-  const idleBefore = model.holders.size === 0 && model.queue.length === 0;
-  const fromQueue: LeaseRecord[] = [...effects.granted];
-
+/** What the model predicts for one command at `now`. */
+function predict(model: Model, cmd: Command, now: number): Expected {
   switch (cmd.type) {
-    case "acquire": {
-      const ended = model.ended.get(cmd.leaseId);
-      const held = model.holderOf(cmd.leaseId);
-      const own =
-        cmd.reentrant && cmd.owner !== null
-          ? [...model.holders.values()].find((l) => l.reentrant && l.owner === cmd.owner)
-          : undefined;
-      // Only the leaseId identifies a waiter; reentrancy counts a holder's holds and never merges waiters.
-      const queued = model.queue.find((w) => w.leaseId === cmd.leaseId);
-      if (ended !== undefined) {
-        // Lease ids are single-use: a retry after the lease ended must never be a second grant.
-        expect(outcome).toMatchObject({ kind: "rejected", code: "lease_ended", reason: ended });
-      } else if (held !== undefined) {
-        // Idempotent retry: the same lease, the same token, no extra hold.
-        expect(outcome).toMatchObject({
-          kind: "granted",
-          lease: { token: held.token, holdCount: held.holdCount },
-        });
-      } else if (own !== undefined) {
-        expect(outcome).toMatchObject({
-          kind: "granted",
-          lease: { token: own.token, leaseId: own.leaseId, holdCount: own.holdCount + 1 },
-        });
-        own.holdCount += 1;
-        own.aliases.add(cmd.leaseId);
-        if (outcome.kind === "granted") own.expiresAt = outcome.lease.expiresAt;
-      } else if (queued !== undefined) {
-        queued.waitUntil = now + cmd.waitMs;
-        queued.holdUntil = now + cmd.waitMs + REPOLL_GRACE_MS;
-        if (outcome.kind === "granted") {
-          expect(outcome.lease.leaseId).toBe(queued.leaseId);
-          fromQueue.push(outcome.lease);
-        } else if (outcome.kind === "queued") {
-          expect(outcome.leaseId).toBe(queued.leaseId);
-          expect(cmd.waitMs).toBeGreaterThan(0);
-        } else {
-          expect(outcome).toMatchObject({ kind: "rejected" });
-          expect(["lock_held", "lock_delay"]).toContain(outcome.kind === "rejected" && outcome.code);
-        }
-      } else {
-        const stated = cmd.limit ?? 1;
-        if (!idleBefore && stated !== model.limit) {
-          expect(outcome).toMatchObject({ kind: "rejected", code: "limit_mismatch", limit: model.limit });
-          break;
-        }
-        if (idleBefore) model.limit = stated;
-        const mustGrant = model.queue.length === 0 && now >= model.delayUntil && model.fits(cmd);
-        const waiter: ModelWaiter = {
-          leaseId: cmd.leaseId,
-          owner: cmd.owner,
-          reentrant: cmd.reentrant,
-          waitUntil: now + cmd.waitMs,
-          holdUntil: now + cmd.waitMs + REPOLL_GRACE_MS,
-        };
-        if (mustGrant) {
-          expect(outcome).toMatchObject({ kind: "granted", lease: { leaseId: cmd.leaseId } });
-          if (outcome.kind === "granted") {
-            expect(outcome.lease.token).toBe(model.lastToken + 1);
-            expect(outcome.lease.expiresAt).toBe(now + cmd.ttlMs);
-            model.grant(outcome.lease);
-          }
-        } else if (outcome.kind === "granted") {
-          // Not grantable on arrival, so it may only be granted by joining the queue's tail and being reached
-          // in the same step (the FIFO check below holds it to that).
-          expect(cmd.waitMs, `newcomer ${cmd.leaseId} granted past the queue or a holder`).toBeGreaterThan(0);
-          model.queue.push(waiter);
-          fromQueue.push(outcome.lease);
-        } else if (outcome.kind === "queued") {
-          expect(cmd.waitMs).toBeGreaterThan(0);
-          model.queue.push(waiter);
-        } else if (outcome.kind === "rejected") {
-          expect(["lock_held", "lock_delay", "too_many_waiters"]).toContain(outcome.code);
-          expect(cmd.waitMs).toBe(0);
-        }
-      }
-      break;
-    }
-    case "renew": {
-      const held = model.holders.get(cmd.leaseId);
-      if (held === undefined) {
-        const reason = model.queue.some((w) => w.leaseId === cmd.leaseId)
-          ? "queued"
-          : (model.ended.get(cmd.leaseId) ?? "unknown");
-        expect(outcome).toEqual({ kind: "rejected", code: "not_held", reason, by: forcedBy(reason) });
-      } else if (cmd.mode === "exclusive" && held.mode === "shared") {
-        expect(outcome).toEqual({ kind: "rejected", code: "upgrade_not_supported" });
-      } else {
-        const ttl = cmd.ttlMs ?? (before.holders.find((l) => l.leaseId === held.leaseId)?.ttlMs as number);
-        expect(outcome).toMatchObject({
-          kind: "granted",
-          lease: { token: held.token, expiresAt: now + ttl },
-        });
-        held.expiresAt = now + ttl;
-        held.mode = cmd.mode ?? held.mode;
-      }
-      break;
-    }
-    case "release": {
-      const held = model.holders.get(cmd.leaseId);
-      const queued = model.queue.find((w) => w.leaseId === cmd.leaseId);
-      const ended = model.ended.get(cmd.leaseId);
-      if (held !== undefined && held.holdCount > 1) {
-        held.holdCount -= 1;
-        expect(outcome).toEqual({ kind: "released", holdCount: held.holdCount });
-      } else if (held !== undefined) {
-        expect(outcome).toEqual({ kind: "released", holdCount: 0 });
-        model.end(held, "released", now);
-      } else if (queued !== undefined) {
-        expect(outcome).toEqual({ kind: "cancelled" });
-        expect(effects.cancelled).toEqual([cmd.leaseId]);
-        model.queue = model.queue.filter((w) => w !== queued);
-        model.ended.set(cmd.leaseId, "cancelled");
-      } else if (ended === "released") {
-        expect(outcome).toEqual({ kind: "released", holdCount: 0 });
-      } else if (ended === "cancelled") {
-        expect(outcome).toEqual({ kind: "cancelled" });
-      } else {
-        const reason = ended ?? "unknown";
-        expect(outcome).toEqual({ kind: "rejected", code: "not_held", reason, by: forcedBy(reason) });
-      }
-      break;
-    }
+    case "acquire":
+      return model.acquire(cmd, now);
+    case "renew":
+      return model.renew(cmd.leaseId, cmd.ttlMs, cmd.mode, now);
+    case "release":
+      return model.release(cmd.leaseId, now);
     case "forceRelease": {
-      expect(outcome).toEqual({ kind: "forced", count: model.holders.size });
-      for (const l of [...model.holders.values()]) model.end(l, "forced", now);
-      break;
+      const count = model.holders.length;
+      for (const l of [...model.holders]) model.end(l, "forced", now, ADMIN);
+      return { kind: "forced", count };
+    }
+    case "waitEnded": {
+      const w = model.queue.find((q) => q.leaseId === cmd.leaseId);
+      return model.busy(w ?? { mode: "exclusive", permits: 1 }, now, w === undefined ? null : cmd.leaseId);
     }
     case "tick":
-      expect(outcome).toEqual({ kind: "none" });
-      break;
+      return { kind: "none" };
     default:
       throw new Error(`unknown command ${JSON.stringify(cmd satisfies never)}`);
   }
-  if (model.delayUntil <= now) model.delayUntil = 0;
+}
 
-  // FIFO: waiters are granted from the head, in arrival order, only while their wait is live.
-  fromQueue.sort((a, b) => a.token - b.token);
-  const queueNow = model.queue.map((w) => w.leaseId);
-  expect(fromQueue.map((l) => l.leaseId)).toEqual(queueNow.slice(0, fromQueue.length));
-  for (const lease of fromQueue) {
-    const w = model.queue.find((x) => x.leaseId === lease.leaseId) as ModelWaiter;
-    expect(w.waitUntil, `waiter ${lease.leaseId} granted after its waitUntil`).toBeGreaterThanOrEqual(now);
-    expect(lease.token).toBe(model.lastToken + 1);
-    model.grant(lease);
-  }
-  // Every new lease is announced exactly once: in the outcome or in effects.granted.
-  const announced = [...effects.granted.map((l) => l.leaseId)];
-  if (outcome.kind === "granted" && !before.holders.some((l) => l.token === outcome.lease.token)) {
-    announced.push(outcome.lease.leaseId);
-  }
-  const added = state.holders
-    .filter((l) => !before.holders.some((b) => b.token === l.token))
-    .map((l) => l.leaseId);
-  expect(announced.slice().sort()).toEqual(added.slice().sort());
-  expect(new Set(announced).size).toBe(announced.length);
-  // A waiter is never granted while queued behind someone still in line (no overtaking).
-  for (const l of effects.granted) {
-    const seq = before.queue.find((w) => w.leaseId === l.leaseId)?.seq;
-    expect(seq, `effects granted ${l.leaseId}, which was not queued`).toBeDefined();
-    for (const w of state.queue) expect(w.seq).toBeGreaterThan(seq as number);
-  }
-  checkState(run, state);
-  run.state = state;
+/** Applies one command to the machine and the model, and checks the answer, the effects and the state. */
+function step(run: Run, cmd: Command): void {
+  const { model, now } = run;
+  const result: Step = transition(run.state, cmd, now, run.history);
+  run.history.record(result);
+  run.log.push(`${now - T0}ms ${JSON.stringify(cmd)} -> ${JSON.stringify(result.outcome)}`);
+
+  model.begin(now);
+  const expected = predict(model, cmd, now);
+  model.grantPass(now);
+
+  expect(observed(result.outcome)).toEqual(expected);
+  // Grants to parked requests: exactly the waiters the model serves, in FIFO order.
+  expect(result.effects.granted.map((l) => [l.leaseId, l.token])).toEqual(
+    model.grantedNow.map((l) => [l.leaseId, l.token]),
+  );
+  // Every lease id that ended is reported once, for storage to remember.
+  expect(result.effects.ended.map((t) => t.leaseId).sort()).toEqual([...model.endedNow].sort());
+  checkState(run, result.state);
+  run.state = result.state;
 }
 
 /** The invariants of any reachable state at time `now`, and its agreement with the model. */
@@ -436,40 +544,39 @@ function checkState(run: Run, s: LockState): void {
       "two holders, not all shared",
     ).toBe(true);
   }
-  // Expiry: nothing outlives its deadline, and the alarm is set no later than any deadline.
-  const deadline = nextDeadline(s);
-  for (const l of s.holders) {
-    expect(l.expiresAt).toBeGreaterThan(now);
-    expect(deadline).not.toBeNull();
-    expect(deadline as number).toBeLessThanOrEqual(l.expiresAt);
-  }
-  for (const w of s.queue) {
-    expect(w.holdUntil).toBeGreaterThan(now);
-    expect(deadline as number).toBeLessThanOrEqual(w.holdUntil);
-  }
-  if (s.holders.length === 0 && s.queue.length === 0) expect(deadline).toBeNull();
   // Tokens: strictly increasing, never reused by another lease.
   const tokens = s.holders.map((l) => l.token);
   expect(new Set(tokens).size).toBe(tokens.length);
   for (const l of s.holders) {
+    expect(l.expiresAt).toBeGreaterThan(now);
     expect(l.token).toBeLessThanOrEqual(s.lastToken);
     expect(model.tokens.get(l.token)).toBe(l.leaseId);
+    expect(l.aliases).toHaveLength(l.holdCount - 1);
   }
   // Queue order is arrival order.
   for (let i = 1; i < s.queue.length; i++) {
     expect((s.queue[i] as { seq: number }).seq).toBeGreaterThan((s.queue[i - 1] as { seq: number }).seq);
   }
-  // No lost wake-up: a live head that fits is granted in the same step, not left for a later event.
-  const head = s.queue[0];
-  if (head !== undefined && head.waitUntil >= now && now >= s.delayUntil) {
-    expect(model.fits(head), `head ${head.leaseId} fits but was left waiting`).toBe(false);
+  // Work-conserving: the first request that is waiting now does not fit the free capacity, or is reserved.
+  const first = s.queue.find((w) => now <= w.reserveUntil);
+  if (first !== undefined && now <= first.waitUntil && now >= s.delayUntil) {
+    expect(model.fits(first), `${first.leaseId} fits free capacity but was left waiting`).toBe(false);
+  }
+  // No lost wake-up: nothing is granted or ends by itself before the deadline the alarm is set for.
+  const deadline = nextDeadline(s, now);
+  const quiet = deadline === null ? now + 3_600_000 : deadline - 1;
+  if (quiet > now) {
+    const idle = transition(s, { type: "tick" }, quiet, run.history);
+    expect(idle.effects.granted, `granted at ${quiet - T0} before the deadline`).toEqual([]);
+    expect(idle.effects.ended, `ended at ${quiet - T0} before the deadline`).toEqual([]);
+    expect(idle.state.queue.map((w) => w.leaseId)).toEqual(s.queue.map((w) => w.leaseId));
   }
   // Agreement with the model.
   expect(s.lastToken).toBe(model.lastToken);
   expect(s.limit).toBe(model.limit);
-  expect(s.holders.map((l) => `${l.leaseId}#${l.token}x${l.holdCount}`).sort()).toEqual(
-    [...model.holders.values()].map((l) => `${l.leaseId}#${l.token}x${l.holdCount}`).sort(),
-  );
+  const show = (l: { leaseId: string; token: number; holdCount?: number; aliases: readonly string[] }) =>
+    `${l.leaseId}#${l.token}[${l.aliases.join(",")}]`;
+  expect(s.holders.map(show).sort()).toEqual(model.holders.map(show).sort());
   expect(s.queue.map((w) => w.leaseId)).toEqual(model.queue.map((w) => w.leaseId));
   if (s.delayUntil > now) expect(s.delayUntil).toBe(model.delayUntil);
 }
@@ -479,6 +586,7 @@ function runOps(config: ConfigName, ops: readonly Op[]): void {
     state: EMPTY_STATE,
     now: T0,
     model: new Model(),
+    history: new MemoryHistory(),
     generation: Array.from({ length: SLOTS }, () => 0),
     log: [],
   };
@@ -488,7 +596,7 @@ function runOps(config: ConfigName, ops: readonly Op[]): void {
       if (cmd !== null) step(run, cmd);
     }
     // After everything stops and every deadline passes, the lock ends free.
-    run.now += 3_500 + REPOLL_GRACE_MS + 25_000;
+    run.now += 5_000 + REPOLL_GRACE_MS + REPOLL_RESERVE_MS + 25_000;
     step(run, { type: "tick" });
     expect(run.state.holders).toEqual([]);
     expect(run.state.queue).toEqual([]);
@@ -503,7 +611,9 @@ describe("lock state machine against a reference model", () => {
   for (const config of ["mutex", "rwlock", "semaphore", "mixed"] as const) {
     it(`keeps every invariant under random ${config} command sequences`, () => {
       fc.assert(
-        fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => runOps(config, ops)),
+        fc.property(fc.array(opArb, { minLength: 20, maxLength: 100, size: "max" }), (ops) =>
+          runOps(config, ops),
+        ),
         { seed: SEED, numRuns: Math.ceil(RUNS / 4) },
       );
     });

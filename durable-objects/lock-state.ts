@@ -1,27 +1,36 @@
 /**
- * The rules of one named lock as a pure state machine: `transition(state, command, now)` returns the next
- * state, the outcome for the caller, and the effects the Durable Object shell must carry out (wake parked
- * waiters). A lock is a set of leases against a capacity plus a FIFO queue of waiters; mutexes, read-write
- * locks and counting semaphores are the same machine with different compatibility rules.
- * No runtime imports, no clock, no randomness: time is the `now` argument and ids come in commands.
+ * The rules of one named lock as a pure state machine: `transition(state, command, now, history)` returns the
+ * next state, the outcome for the caller, and the effects the Durable Object shell must carry out (answer
+ * parked waiters, record ended lease ids). A lock is a set of leases against a capacity plus a FIFO queue of
+ * waiters; mutexes, read-write locks and counting semaphores are the same machine with different compatibility
+ * rules. No runtime imports, no clock, no randomness: time is the `now` argument and ids come in commands.
  */
 import {
   HOLDERS_PAGE_SIZE,
+  type HolderView,
   type LockMode,
+  MAX_HOLD_COUNT,
+  MAX_HOLDERS_IN_PROBLEM,
   MAX_WAITERS,
   type NotHeldReason,
   REPOLL_GRACE_MS,
+  REPOLL_RESERVE_MS,
 } from "../client/src/protocol.ts";
 
-/** How long the reason a lease ended is remembered, for retried releases and clear renew errors. */
+/**
+ * How long the reason a lease id ended is remembered: a late retry of its acquire gets `lease_ended` instead
+ * of a fresh lease nobody holds, and a retried release or renew gets a precise answer. Ended ids live in
+ * storage only (`History`), never in memory, so the promise holds under any traffic.
+ */
 export const TOMBSTONE_TTL_MS = 10 * 60_000;
-export const MAX_TOMBSTONES = 256;
-/** Retry-ids remembered per reentrant lease, so a retried reentrant acquire does not count twice. */
-export const MAX_ALIASES = 16;
 
 export interface LeaseRecord {
   readonly leaseId: string;
   readonly owner: string | null;
+  /** The API key (its name) that made the lease. Reentrancy is bound to it. */
+  readonly principal: string;
+  /** The holder's secret identity for reentrant holds; null for a non-reentrant lease. Never shown. */
+  readonly holderKey: string | null;
   readonly token: number;
   readonly ttlMs: number;
   readonly expiresAt: number;
@@ -29,26 +38,34 @@ export interface LeaseRecord {
   readonly mode: LockMode;
   readonly permits: number;
   readonly holdCount: number;
-  readonly reentrant: boolean;
   readonly lockDelayMs: number;
-  /** Other leaseIds a reentrant acquire arrived with, each already counted in `holdCount`. */
+  /**
+   * The other leaseIds reentrant acquires arrived with, one per hold beyond the first (so always
+   * `holdCount - 1` of them): a retry of one is answered, not counted again; a release by one ends its hold.
+   */
   readonly aliases: readonly string[];
 }
 
 export interface Waiter {
   readonly leaseId: string;
   readonly owner: string | null;
+  readonly principal: string;
+  readonly holderKey: string | null;
   readonly ttlMs: number;
   readonly mode: LockMode;
   readonly permits: number;
-  readonly reentrant: boolean;
   readonly lockDelayMs: number;
   /** Arrival order; a re-poll keeps it. */
   readonly seq: number;
   readonly enqueuedAt: number;
-  /** The waiter may be granted while `now <= waitUntil` (its request is, or may still be, waiting). */
+  /** Live: its request is (or may still be) waiting, so it may be granted while `now <= waitUntil`. */
   readonly waitUntil: number;
-  /** After `waitUntil` it keeps its place, without being granted, until this instant; then it is dropped. */
+  /**
+   * Reserved: its request ended but it promised to re-poll (`repoll`), so until this instant it keeps its
+   * turn: nobody behind it is granted, and it is not granted either. Equals `waitUntil` without the promise.
+   */
+  readonly reserveUntil: number;
+  /** Kept: after that, its place waits for a re-poll until this instant without blocking anyone; then dropped. */
   readonly holdUntil: number;
 }
 
@@ -62,6 +79,13 @@ export interface Tombstone {
   readonly by: string | null;
 }
 
+/** Read access to the ended lease ids kept in storage; the shell answers from SQLite, tests from a Map. */
+export interface History {
+  ended(leaseId: string): Tombstone | null;
+}
+
+export const NO_HISTORY: History = { ended: () => null };
+
 export interface LockState {
   /** Permits of the lock; 1 for mutexes and read-write locks. Fixed while anyone holds or waits. */
   readonly limit: number;
@@ -73,7 +97,6 @@ export interface LockState {
   readonly holders: readonly LeaseRecord[];
   /** FIFO, ordered by `seq`. */
   readonly queue: readonly Waiter[];
-  readonly tombstones: readonly Tombstone[];
 }
 
 export const EMPTY_STATE: LockState = {
@@ -83,166 +106,299 @@ export const EMPTY_STATE: LockState = {
   delayUntil: 0,
   holders: [],
   queue: [],
-  tombstones: [],
 };
 
 export interface AcquireCommand {
   readonly type: "acquire";
   readonly leaseId: string;
   readonly owner: string | null;
+  /** The API key's name; reentrant holds match only under the same key. */
+  readonly principal: string;
   readonly ttlMs: number;
   readonly waitMs: number;
   readonly mode: LockMode;
   /** Stated semaphore limit, or null for a mutex/read-write lock (limit 1). */
   readonly limit: number | null;
   readonly permits: number;
-  readonly reentrant: boolean;
+  /** Non-null makes the acquire reentrant: the holder's secret identity. */
+  readonly holderKey: string | null;
+  /** The client will re-poll as soon as this request's wait runs out: keep its turn for REPOLL_RESERVE_MS. */
+  readonly repoll: boolean;
   readonly lockDelayMs: number;
+}
+
+export interface RenewCommand {
+  readonly type: "renew";
+  readonly leaseId: string;
+  readonly ttlMs: number | null;
+  readonly mode: LockMode | null;
+}
+
+export interface ReleaseCommand {
+  readonly type: "release";
+  readonly leaseId: string;
+}
+
+export interface ForceReleaseCommand {
+  readonly type: "forceRelease";
+  readonly by: string;
+}
+
+/** The wait of the request parked for `leaseId` ran out: it is answered, and stops holding anyone up. */
+export interface WaitEndedCommand {
+  readonly type: "waitEnded";
+  readonly leaseId: string;
+}
+
+/** Time passed (an alarm, an inspection): expire what is due and grant what can be granted. */
+export interface TickCommand {
+  readonly type: "tick";
 }
 
 export type Command =
   | AcquireCommand
-  | {
-      readonly type: "renew";
-      readonly leaseId: string;
-      readonly ttlMs: number | null;
-      readonly mode: LockMode | null;
-    }
-  | { readonly type: "release"; readonly leaseId: string }
-  | { readonly type: "forceRelease"; readonly by: string }
-  | { readonly type: "tick" };
+  | RenewCommand
+  | ReleaseCommand
+  | ForceReleaseCommand
+  | WaitEndedCommand
+  | TickCommand;
 
-export type Outcome =
-  | { readonly kind: "granted"; readonly lease: LeaseRecord; readonly limit: number }
-  | { readonly kind: "queued"; readonly leaseId: string; readonly waitUntil: number }
-  | { readonly kind: "released"; readonly holdCount: number }
-  | { readonly kind: "cancelled" }
-  | { readonly kind: "forced"; readonly count: number }
-  | { readonly kind: "none" }
-  | Rejection;
+export interface Granted {
+  readonly kind: "granted";
+  readonly lease: LeaseRecord;
+  readonly limit: number;
+}
 
-export type Rejection =
-  | {
-      readonly kind: "rejected";
-      readonly code: "lock_held" | "lock_delay";
-      readonly retryAfterMs: number;
-      /** 1-based place in the queue, when the request's leaseId is queued. */
-      readonly position: number | null;
-      readonly holders: readonly LeaseRecord[];
-    }
-  | {
-      readonly kind: "rejected";
-      readonly code: "not_held";
-      readonly reason: NotHeldReason;
-      /** Who forced the lease out, when `reason` is `forced`. */
-      readonly by: string | null;
-    }
+export interface Queued {
+  readonly kind: "queued";
+  readonly leaseId: string;
+  readonly waitUntil: number;
+}
+
+/** Why an acquire is not granted now: who holds, a lock-delay, or live waiters ahead of it. */
+export interface Busy {
+  readonly kind: "rejected";
+  readonly code: "lock_held" | "lock_delay" | "waiters_ahead";
+  readonly retryAfterMs: number;
+  /** 1-based place among the waiters that are waiting now, when the request's leaseId is queued. */
+  readonly position: number | null;
+  /** The queued leaseId, with `position`: the client re-polls with it. */
+  readonly leaseId: string | null;
+  /** The first MAX_HOLDERS_IN_PROBLEM holders, as anyone may see them. */
+  readonly holders: readonly HolderView[];
+  readonly holderCount: number;
+}
+
+export interface NotHeld {
+  readonly kind: "rejected";
+  readonly code: "not_held";
+  readonly reason: NotHeldReason;
+  /** Who forced the lease out, when `reason` is `forced`. */
+  readonly by: string | null;
+}
+
+export type AcquireOutcome =
+  | Granted
+  | Queued
+  | Busy
   | { readonly kind: "rejected"; readonly code: "lease_ended"; readonly reason: EndReason }
   | { readonly kind: "rejected"; readonly code: "limit_mismatch"; readonly limit: number }
-  | { readonly kind: "rejected"; readonly code: "upgrade_not_supported" }
+  | {
+      readonly kind: "rejected";
+      readonly code: "reentrant_mismatch";
+      readonly mode: LockMode;
+      readonly permits: number;
+    }
+  | { readonly kind: "rejected"; readonly code: "too_many_holds"; readonly holdCount: number }
   | { readonly kind: "rejected"; readonly code: "too_many_waiters"; readonly retryAfterMs: number };
+
+export type RenewOutcome =
+  | Granted
+  | NotHeld
+  | { readonly kind: "rejected"; readonly code: "upgrade_not_supported" };
+
+export type ReleaseOutcome =
+  /** `holdCount` left on a reentrant lease; null for a retried release, whose first answer had it. */
+  { readonly kind: "released"; readonly holdCount: number | null } | { readonly kind: "cancelled" } | NotHeld;
+
+export type ForceReleaseOutcome = { readonly kind: "forced"; readonly count: number };
+
+export type TickOutcome = { readonly kind: "none" };
+
+/** The outcome type of each command: a consumer handles only what its command can answer. */
+export interface OutcomeOf {
+  acquire: AcquireOutcome;
+  renew: RenewOutcome;
+  release: ReleaseOutcome;
+  forceRelease: ForceReleaseOutcome;
+  waitEnded: Busy;
+  tick: TickOutcome;
+}
+
+export type Outcome = OutcomeOf[keyof OutcomeOf];
+export type Rejection = Extract<Outcome, { kind: "rejected" }>;
 
 export interface Effects {
   /** Leases granted to queued waiters during this step: their parked requests can be answered. */
   readonly granted: readonly LeaseRecord[];
   /** Queued waiters removed by an explicit cancel: their parked requests end with `wait_cancelled`. */
   readonly cancelled: readonly string[];
+  /** Lease ids that ended in this step, for storage to remember for TOMBSTONE_TTL_MS. */
+  readonly ended: readonly Tombstone[];
 }
 
-export interface Step {
+export interface Step<O extends Outcome = Outcome> {
   readonly state: LockState;
-  readonly outcome: Outcome;
+  readonly outcome: O;
   readonly effects: Effects;
 }
 
-/** Applies one command at time `now`. Every command first expires what is due, so safety never waits on alarms. */
-export function transition(state: LockState, command: Command, now: number): Step {
-  const granted: LeaseRecord[] = [];
-  const cancelled: string[] = [];
-  let s = expireDue(state, now);
+/** What one step accumulates besides the state: effects, and the history as it stands within the step. */
+class StepLog {
+  readonly granted: LeaseRecord[] = [];
+  readonly cancelled: string[] = [];
+  readonly ended: Tombstone[] = [];
+  constructor(
+    readonly now: number,
+    readonly history: History,
+  ) {}
+
+  /** How `leaseId` ended, if it did within TOMBSTONE_TTL_MS (including earlier in this very step). */
+  endedAs(leaseId: string): Tombstone | null {
+    const here = this.ended.find((t) => t.leaseId === leaseId);
+    if (here !== undefined) return here;
+    const past = this.history.ended(leaseId);
+    return past !== null && past.endedAt + TOMBSTONE_TTL_MS > this.now ? past : null;
+  }
+
+  end(leaseId: string, reason: EndReason, by: string | null = null): void {
+    this.ended.push({ leaseId, reason, endedAt: this.now, by });
+  }
+}
+
+/**
+ * Applies one command at time `now`. Every command first expires what is due (so safety never waits on an
+ * alarm) and ends by granting every waiter that can be granted (so free capacity never waits on an event).
+ */
+export function transition<C extends Command>(
+  state: LockState,
+  command: C,
+  now: number,
+  history: History = NO_HISTORY,
+): Step<OutcomeOf[C["type"]]> {
+  const log = new StepLog(now, history);
+  // The state at `now` first: what is due expires, and what can be granted is, before the command applies.
+  let s = grantFromQueue(expireDue(state, log), log);
   let outcome: Outcome;
-  switch (command.type) {
+  const cmd: Command = command;
+  switch (cmd.type) {
     case "tick":
       outcome = { kind: "none" };
       break;
     case "acquire":
-      [s, outcome] = acquire(s, command, now);
+      [s, outcome] = acquire(s, cmd, log);
       break;
     case "renew":
-      [s, outcome] = renew(s, command.leaseId, command.ttlMs, command.mode, now);
+      [s, outcome] = renew(s, cmd, log);
       break;
     case "release":
-      [s, outcome] = release(s, command.leaseId, now, cancelled);
+      [s, outcome] = release(s, cmd.leaseId, log);
       break;
     case "forceRelease":
       outcome = { kind: "forced", count: s.holders.length };
-      s = endHolders(s, s.holders, "forced", now, command.by);
+      s = endHolders(s, s.holders, "forced", log, cmd.by);
+      break;
+    case "waitEnded":
+      outcome = waitingAnswer(s, cmd.leaseId, now);
       break;
     default:
-      return assertNever(command);
+      return assertNever(cmd);
   }
-  s = grantFromQueue(s, now, granted);
-  if (outcome.kind === "queued") {
-    // A re-poll that reached a free head is granted now and answered directly, not through effects.
-    const leaseId = outcome.leaseId;
-    const mine = granted.find((l) => l.leaseId === leaseId);
-    if (mine !== undefined) {
-      outcome = { kind: "granted", lease: mine, limit: s.limit };
-      granted.splice(granted.indexOf(mine), 1);
-    } else if (command.type === "acquire" && command.waitMs === 0) {
-      outcome = waitTimedOut(s, leaseId, now);
-    }
-  }
-  return { state: s, outcome, effects: { granted, cancelled } };
+  // A release, a downgrade or a force-release may have freed capacity: hand it on in the same step.
+  s = grantFromQueue(s, log);
+  const effects: Effects = { granted: log.granted, cancelled: log.cancelled, ended: log.ended };
+  return { state: s, outcome, effects } as Step<OutcomeOf[C["type"]]>;
 }
 
-/** Ends leases and waiters whose time is up and forgets old tombstones. Idempotent. */
-export function expireDue(state: LockState, now: number): LockState {
+/** Ends leases whose time is up and drops waiters whose kept place lapsed. Idempotent. */
+function expireDue(state: LockState, log: StepLog): LockState {
+  const { now } = log;
   let s = state;
   const expired = s.holders.filter((l) => l.expiresAt <= now);
-  if (expired.length > 0) s = endHolders(s, expired, "expired", now);
+  if (expired.length > 0) s = endHolders(s, expired, "expired", log);
   if (s.queue.some((w) => w.holdUntil <= now)) {
     s = { ...s, queue: s.queue.filter((w) => w.holdUntil > now) };
   }
-  const oldest = s.tombstones[0];
-  if (oldest !== undefined && oldest.endedAt + TOMBSTONE_TTL_MS <= now) {
-    s = { ...s, tombstones: s.tombstones.filter((t) => t.endedAt + TOMBSTONE_TTL_MS > now) };
-  }
+  if (s.delayUntil !== 0 && s.delayUntil <= now) s = { ...s, delayUntil: 0 };
   return s;
 }
 
-/** The earliest instant at which the state changes by itself, or null: where the alarm must be set. */
-export function nextDeadline(state: LockState): number | null {
+/** Whether a waiter is waiting now: live (its request waits) or reserved (its re-poll is on the way). */
+export function isBlocking(w: Waiter, now: number): boolean {
+  return now <= w.reserveUntil;
+}
+
+function isLive(w: Waiter, now: number): boolean {
+  return now <= w.waitUntil;
+}
+
+/**
+ * The earliest instant after `now` at which the state changes by itself, or null: where the alarm must be.
+ * Leases expire; a lock-delay ends while someone waits; a waiter that holds up others stops doing so; a
+ * kept place lapses (so its row is cleaned up).
+ */
+export function nextDeadline(state: LockState, now: number): number | null {
   let next = Number.POSITIVE_INFINITY;
-  for (const l of state.holders) next = Math.min(next, l.expiresAt);
-  for (const w of state.queue) next = Math.min(next, w.holdUntil);
-  if (state.queue.length > 0 && state.delayUntil > 0) next = Math.min(next, state.delayUntil);
+  const consider = (t: number) => {
+    if (t > now && t < next) next = t;
+  };
+  for (const l of state.holders) consider(l.expiresAt);
+  const blocking = state.queue.filter((w) => isBlocking(w, now));
+  if (blocking.length > 0) consider(state.delayUntil);
+  // Only a waiter with another behind it can hold anyone up; the last one's end changes nothing for others.
+  for (const w of blocking.slice(0, -1)) consider(isLive(w, now) ? w.waitUntil + 1 : w.reserveUntil + 1);
+  for (const w of state.queue) consider(w.holdUntil);
   return next === Number.POSITIVE_INFINITY ? null : next;
 }
 
-/** Why a queued waiter was not granted yet, for the answer to a request whose wait ran out. */
-export function waitTimedOut(state: LockState, leaseId: string, now: number): Rejection {
-  const s = expireDue(state, now);
-  const index = s.queue.findIndex((w) => w.leaseId === leaseId);
-  return busy(s, now, index === -1 ? null : index + 1);
+/** The answer to the request parked for `leaseId` when its wait ends (or a re-poll replaces it), at `now`. */
+export function waitingAnswer(state: LockState, leaseId: string, now: number): Busy {
+  const index = state.queue.findIndex((w) => w.leaseId === leaseId);
+  const waiter = state.queue[index];
+  if (waiter === undefined) return busy(state, { mode: "exclusive", permits: 1 }, now, null);
+  const ahead = state.queue.slice(0, index).filter((w) => isBlocking(w, now));
+  return busy(state, waiter, now, { leaseId, position: ahead.length + 1, ahead });
 }
 
 export function permitsInUse(state: LockState): number {
   return state.holders.reduce((sum, l) => sum + l.permits, 0);
 }
 
-/** What an inspection shows of a lock at `now`, after `expireDue`. Holders still carry their leaseIds: the Worker drops them. */
+/** What anyone may see of a holder: never its leaseId, holderKey or key name. */
+export function holderView(l: LeaseRecord): HolderView {
+  return {
+    owner: l.owner,
+    token: l.token,
+    expiresAt: l.expiresAt,
+    mode: l.mode,
+    permits: l.permits,
+    holdCount: l.holdCount,
+  };
+}
+
+/** What an inspection shows of a lock at `now` (after a tick): public views only. */
 export interface LockSnapshot {
   /** A semaphore by its limit; a read-write lock while shared leases are held; else a mutex. */
   readonly kind: "mutex" | "rwlock" | "semaphore";
   readonly limit: number;
   readonly lastToken: number;
+  /** Waiters waiting now (live or reserved); kept places of waiters that gave up are not counted. */
   readonly waiters: number;
   readonly permitsInUse: number;
   /** When a lock-delay in force ends, or null. */
   readonly delayUntil: number | null;
   /** One page of holders in token order: those with a token above `after`, at most HOLDERS_PAGE_SIZE. */
-  readonly holders: readonly LeaseRecord[];
+  readonly holders: readonly HolderView[];
   readonly holderCount: number;
   /** The `after` of the next page, or null on the last one. */
   readonly nextAfter: number | null;
@@ -255,160 +411,227 @@ export function snapshot(state: LockState, now: number, after = 0): LockSnapshot
     kind: state.limit > 1 ? "semaphore" : state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex",
     limit: state.limit,
     lastToken: state.lastToken,
-    waiters: state.queue.length,
+    waiters: state.queue.filter((w) => isBlocking(w, now)).length,
     permitsInUse: permitsInUse(state),
     delayUntil: state.delayUntil > now ? state.delayUntil : null,
-    holders: page,
+    holders: page.map(holderView),
     holderCount: state.holders.length,
     nextAfter: rest.length > page.length ? (page.at(-1)?.token ?? null) : null,
   };
 }
 
-function acquire(s: LockState, cmd: AcquireCommand, now: number): [LockState, Outcome] {
-  const ended = s.tombstones.find((t) => t.leaseId === cmd.leaseId);
-  if (ended !== undefined) return [s, { kind: "rejected", code: "lease_ended", reason: ended.reason }];
+function acquire(state: LockState, cmd: AcquireCommand, log: StepLog): [LockState, AcquireOutcome] {
+  const { now } = log;
+  let s = state;
+  // A retry of an acquire whose answer was lost: the same lease, never a second grant or hold.
+  if (findHolder(s, cmd.leaseId) !== undefined) return settleAcquire(s, cmd, log);
 
-  // A retry of an acquire whose answer was lost: the same lease, never a second grant.
-  const held = s.holders.find((l) => l.leaseId === cmd.leaseId || l.aliases.includes(cmd.leaseId));
-  if (held !== undefined) return [s, { kind: "granted", lease: held, limit: s.limit }];
-
-  if (cmd.reentrant && cmd.owner !== null) {
-    const own = s.holders.find((l) => l.reentrant && l.owner === cmd.owner);
-    if (own !== undefined) {
-      const lease: LeaseRecord = {
-        ...own,
-        holdCount: own.holdCount + 1,
-        ttlMs: cmd.ttlMs,
-        expiresAt: Math.max(own.expiresAt, now + cmd.ttlMs),
-        aliases: [...own.aliases, cmd.leaseId].slice(-MAX_ALIASES),
-      };
-      return [replaceHolder(s, own, lease), { kind: "granted", lease, limit: s.limit }];
-    }
-  }
-
-  // Only the leaseId identifies a waiter: reentrancy counts holds, it never merges two waiters of one owner.
+  // Only the leaseId identifies a waiter: this is its re-poll, whatever else the request says.
   const queuedIndex = s.queue.findIndex((w) => w.leaseId === cmd.leaseId);
-  if (queuedIndex !== -1) return repoll(s, queuedIndex, cmd, now);
+  if (queuedIndex !== -1)
+    return settleAcquire(grantFromQueue(repoll(s, queuedIndex, cmd, now), log), cmd, log);
+
+  const ended = log.endedAs(cmd.leaseId);
+  if (ended !== null) return [s, { kind: "rejected", code: "lease_ended", reason: ended.reason }];
 
   const stated = cmd.limit ?? 1;
-  const idle = s.holders.length === 0 && s.queue.length === 0;
+  const idle = s.holders.length === 0 && !s.queue.some((w) => isBlocking(w, now));
   if (!idle && stated !== s.limit) {
     return [s, { kind: "rejected", code: "limit_mismatch", limit: s.limit }];
   }
-  if (idle && stated !== s.limit) s = { ...s, limit: stated };
+  if (idle && stated !== s.limit) {
+    // A new limit drops the kept places of waiters that gave up: they were for the old lock.
+    s = { ...s, limit: stated, queue: [] };
+  }
 
-  if (s.queue.length === 0 && grantable(s, cmd, now)) {
+  if (cmd.holderKey !== null) {
+    const own = s.holders.find((l) => l.holderKey === cmd.holderKey && l.principal === cmd.principal);
+    if (own !== undefined) return reenter(s, own, cmd, now);
+  }
+
+  if (!s.queue.some((w) => isBlocking(w, now)) && grantable(s, cmd, now)) {
     const lease = newLease(s, cmd, now);
     return [
       { ...s, lastToken: lease.token, holders: [...s.holders, lease] },
       { kind: "granted", lease, limit: s.limit },
     ];
   }
-  if (cmd.waitMs === 0) return [s, busy(s, now, null)];
-  if (s.queue.length >= MAX_WAITERS) {
+  if (cmd.waitMs === 0) return [s, busy(s, cmd, now, null)];
+  const room = makeRoom(s, now);
+  if (room === null) {
     return [s, { kind: "rejected", code: "too_many_waiters", retryAfterMs: REPOLL_GRACE_MS }];
   }
+  s = room;
   const waiter: Waiter = {
     leaseId: cmd.leaseId,
     owner: cmd.owner,
+    principal: cmd.principal,
+    holderKey: cmd.holderKey,
     ttlMs: cmd.ttlMs,
     mode: cmd.mode,
     permits: cmd.permits,
-    reentrant: cmd.reentrant,
     lockDelayMs: cmd.lockDelayMs,
     seq: s.nextSeq,
     enqueuedAt: now,
-    waitUntil: now + cmd.waitMs,
-    holdUntil: now + cmd.waitMs + REPOLL_GRACE_MS,
+    ...waitTimes(cmd, now),
   };
-  return [
-    { ...s, nextSeq: s.nextSeq + 1, queue: [...s.queue, waiter] },
-    { kind: "queued", leaseId: waiter.leaseId, waitUntil: waiter.waitUntil },
-  ];
+  s = { ...s, nextSeq: s.nextSeq + 1, queue: [...s.queue, waiter] };
+  return settleAcquire(grantFromQueue(s, log), cmd, log);
+}
+
+/**
+ * The outcome of an acquire whose leaseId holds or waits, after this step's grants: the one place that
+ * decides between granted (a lease the request can take now), queued (it waits) and busy (it does not).
+ */
+function settleAcquire(s: LockState, cmd: AcquireCommand, log: StepLog): [LockState, AcquireOutcome] {
+  // Granted in this step: the request that is here takes it, so it is not also announced as an effect.
+  const mine = log.granted.findIndex((l) => l.leaseId === cmd.leaseId);
+  if (mine !== -1) log.granted.splice(mine, 1);
+  const held = findHolder(s, cmd.leaseId);
+  if (held !== undefined) return [s, { kind: "granted", lease: held, limit: s.limit }];
+  const waiter = s.queue.find((w) => w.leaseId === cmd.leaseId) as Waiter;
+  if (cmd.waitMs === 0) return [s, waitingAnswer(s, cmd.leaseId, log.now)];
+  return [s, { kind: "queued", leaseId: waiter.leaseId, waitUntil: waiter.waitUntil }];
+}
+
+function waitTimes(
+  cmd: AcquireCommand,
+  now: number,
+): Pick<Waiter, "waitUntil" | "reserveUntil" | "holdUntil"> {
+  const waitUntil = now + cmd.waitMs;
+  return {
+    waitUntil,
+    reserveUntil: cmd.repoll ? waitUntil + REPOLL_RESERVE_MS : waitUntil,
+    holdUntil: waitUntil + REPOLL_GRACE_MS,
+  };
 }
 
 /** A queued leaseId asks again: it keeps its place, and its wait starts over from `now`. */
-function repoll(s: LockState, index: number, cmd: AcquireCommand, now: number): [LockState, Outcome] {
-  const old = s.queue[index] as Waiter;
-  const waiter: Waiter = {
-    ...old,
-    ttlMs: cmd.ttlMs,
-    waitUntil: now + cmd.waitMs,
-    holdUntil: now + cmd.waitMs + REPOLL_GRACE_MS,
-  };
+function repoll(s: LockState, index: number, cmd: AcquireCommand, now: number): LockState {
   const queue = s.queue.slice();
-  queue[index] = waiter;
-  return [
-    { ...s, queue },
-    { kind: "queued", leaseId: waiter.leaseId, waitUntil: waiter.waitUntil },
-  ];
+  queue[index] = { ...(s.queue[index] as Waiter), ttlMs: cmd.ttlMs, ...waitTimes(cmd, now) };
+  return { ...s, queue };
 }
 
-function renew(
+/** A reentrant acquire by the holder of `own`: one more hold, if it asks for what it holds. */
+function reenter(
   s: LockState,
-  leaseId: string,
-  ttlMs: number | null,
-  mode: LockMode | null,
+  own: LeaseRecord,
+  cmd: AcquireCommand,
   now: number,
-): [LockState, Outcome] {
-  const lease = s.holders.find((l) => l.leaseId === leaseId);
-  if (lease === undefined) return [s, notHeld(s, leaseId)];
-  if (mode === "exclusive" && lease.mode === "shared") {
+): [LockState, AcquireOutcome] {
+  if (own.mode !== cmd.mode || own.permits !== cmd.permits) {
+    return [s, { kind: "rejected", code: "reentrant_mismatch", mode: own.mode, permits: own.permits }];
+  }
+  if (own.holdCount >= MAX_HOLD_COUNT) {
+    return [s, { kind: "rejected", code: "too_many_holds", holdCount: own.holdCount }];
+  }
+  const lease: LeaseRecord = {
+    ...own,
+    holdCount: own.holdCount + 1,
+    ttlMs: cmd.ttlMs,
+    expiresAt: Math.max(own.expiresAt, now + cmd.ttlMs),
+    aliases: [...own.aliases, cmd.leaseId],
+  };
+  return [replaceHolder(s, own, lease), { kind: "granted", lease, limit: s.limit }];
+}
+
+/** Frees a place in a full queue by dropping the oldest kept place of a waiter that gave up; null if none. */
+function makeRoom(s: LockState, now: number): LockState | null {
+  if (s.queue.length < MAX_WAITERS) return s;
+  const gone = s.queue.find((w) => !isBlocking(w, now));
+  return gone === undefined ? null : { ...s, queue: s.queue.filter((w) => w !== gone) };
+}
+
+function renew(s: LockState, cmd: RenewCommand, log: StepLog): [LockState, RenewOutcome] {
+  const lease = findHolder(s, cmd.leaseId);
+  if (lease === undefined) return [s, notHeld(s, cmd.leaseId, log)];
+  if (cmd.mode === "exclusive" && lease.mode === "shared") {
     return [s, { kind: "rejected", code: "upgrade_not_supported" }];
   }
-  const ttl = ttlMs ?? lease.ttlMs;
-  const renewed: LeaseRecord = { ...lease, ttlMs: ttl, expiresAt: now + ttl, mode: mode ?? lease.mode };
+  const ttl = cmd.ttlMs ?? lease.ttlMs;
+  const renewed: LeaseRecord = {
+    ...lease,
+    ttlMs: ttl,
+    expiresAt: log.now + ttl,
+    mode: cmd.mode ?? lease.mode,
+  };
   return [replaceHolder(s, lease, renewed), { kind: "granted", lease: renewed, limit: s.limit }];
 }
 
-function release(s: LockState, leaseId: string, now: number, cancelled: string[]): [LockState, Outcome] {
-  const lease = s.holders.find((l) => l.leaseId === leaseId);
+function release(s: LockState, leaseId: string, log: StepLog): [LockState, ReleaseOutcome] {
+  const lease = findHolder(s, leaseId);
   if (lease !== undefined) {
-    if (lease.holdCount > 1) {
-      const kept = { ...lease, holdCount: lease.holdCount - 1 };
-      return [replaceHolder(s, lease, kept), { kind: "released", holdCount: kept.holdCount }];
+    if (lease.holdCount === 1) {
+      return [endHolders(s, [lease], "released", log), { kind: "released", holdCount: 0 }];
     }
-    return [endHolders(s, [lease], "released", now), { kind: "released", holdCount: 0 }];
+    // One hold ends: the alias released by id, or (by the lease's own id) the latest one.
+    const alias = leaseId === lease.leaseId ? (lease.aliases.at(-1) as string) : leaseId;
+    log.end(alias, "released");
+    const kept: LeaseRecord = {
+      ...lease,
+      holdCount: lease.holdCount - 1,
+      aliases: lease.aliases.filter((a) => a !== alias),
+    };
+    return [replaceHolder(s, lease, kept), { kind: "released", holdCount: kept.holdCount }];
   }
   if (s.queue.some((w) => w.leaseId === leaseId)) {
-    cancelled.push(leaseId);
-    const queue = s.queue.filter((w) => w.leaseId !== leaseId);
-    return [{ ...addTombstone({ ...s, queue }, leaseId, "cancelled", now) }, { kind: "cancelled" }];
+    log.cancelled.push(leaseId);
+    log.end(leaseId, "cancelled");
+    return [{ ...s, queue: s.queue.filter((w) => w.leaseId !== leaseId) }, { kind: "cancelled" }];
   }
   // Retries of a release or cancel that already happened succeed again; anything else is not held.
-  const ended = s.tombstones.find((t) => t.leaseId === leaseId);
-  if (ended?.reason === "released") return [s, { kind: "released", holdCount: 0 }];
+  const ended = log.endedAs(leaseId);
+  if (ended?.reason === "released") return [s, { kind: "released", holdCount: null }];
   if (ended?.reason === "cancelled") return [s, { kind: "cancelled" }];
-  return [s, notHeld(s, leaseId)];
+  return [s, notHeld(s, leaseId, log)];
 }
 
-function notHeld(s: LockState, leaseId: string): Rejection {
+function notHeld(s: LockState, leaseId: string, log: StepLog): NotHeld {
   if (s.queue.some((w) => w.leaseId === leaseId)) {
     return { kind: "rejected", code: "not_held", reason: "queued", by: null };
   }
-  const ended = s.tombstones.find((t) => t.leaseId === leaseId);
+  const ended = log.endedAs(leaseId);
   return { kind: "rejected", code: "not_held", reason: ended?.reason ?? "unknown", by: ended?.by ?? null };
 }
 
-/** Grants waiters from the head of the queue while the head can be granted: strict FIFO, no overtaking. */
-function grantFromQueue(state: LockState, now: number, granted: LeaseRecord[]): LockState {
-  let s = state;
-  for (;;) {
-    const head = s.queue[0];
-    // A waiter whose wait ran out keeps its place for a re-poll but is not granted: the head blocks.
-    if (head === undefined || head.waitUntil < now || !grantable(s, head, now)) return s;
-    const lease = newLease(s, head, now);
-    granted.push(lease);
-    s = { ...s, lastToken: lease.token, holders: [...s.holders, lease], queue: s.queue.slice(1) };
-  }
+function findHolder(s: LockState, leaseId: string): LeaseRecord | undefined {
+  return s.holders.find((l) => l.leaseId === leaseId || l.aliases.includes(leaseId));
 }
 
+/**
+ * Grants waiters in queue order while they can be granted: strict FIFO among the waiters that are waiting
+ * now. A live waiter that does not fit, or a reserved one, stops the pass (no overtaking, so writers and
+ * large semaphore requests are never starved); a waiter that gave up is skipped, so it holds up nobody.
+ */
+function grantFromQueue(state: LockState, log: StepLog): LockState {
+  const { now } = log;
+  let s = state;
+  for (const w of state.queue) {
+    if (!isBlocking(w, now)) continue;
+    if (!isLive(w, now) || !grantable(s, w, now)) return s;
+    const lease = newLease(s, w, now);
+    log.granted.push(lease);
+    s = {
+      ...s,
+      lastToken: lease.token,
+      holders: [...s.holders, lease],
+      queue: s.queue.filter((q) => q !== w),
+    };
+  }
+  return s;
+}
+
+/** Whether a request fits next to the current holders now, ignoring the queue. */
 function grantable(
   s: LockState,
   req: { readonly mode: LockMode; readonly permits: number },
   now: number,
 ): boolean {
-  if (now < s.delayUntil) return false;
+  return now >= s.delayUntil && fitsHolders(s, req);
+}
+
+function fitsHolders(s: LockState, req: { readonly mode: LockMode; readonly permits: number }): boolean {
   if (s.limit > 1) return permitsInUse(s) + req.permits <= s.limit;
   if (req.mode === "shared") return s.holders.every((l) => l.mode === "shared");
   return s.holders.length === 0;
@@ -416,12 +639,17 @@ function grantable(
 
 function newLease(
   s: LockState,
-  req: Pick<Waiter, "leaseId" | "owner" | "ttlMs" | "mode" | "permits" | "reentrant" | "lockDelayMs">,
+  req: Pick<
+    Waiter,
+    "leaseId" | "owner" | "principal" | "holderKey" | "ttlMs" | "mode" | "permits" | "lockDelayMs"
+  >,
   now: number,
 ): LeaseRecord {
   return {
     leaseId: req.leaseId,
     owner: req.owner,
+    principal: req.principal,
+    holderKey: req.holderKey,
     token: s.lastToken + 1,
     ttlMs: req.ttlMs,
     expiresAt: now + req.ttlMs,
@@ -429,7 +657,6 @@ function newLease(
     mode: req.mode,
     permits: req.permits,
     holdCount: 1,
-    reentrant: req.reentrant,
     lockDelayMs: req.lockDelayMs,
     aliases: [],
   };
@@ -439,53 +666,66 @@ function endHolders(
   s: LockState,
   ended: readonly LeaseRecord[],
   reason: EndReason,
-  now: number,
+  log: StepLog,
   by: string | null = null,
 ): LockState {
   if (ended.length === 0) return s;
   const gone = new Set(ended);
-  let next: LockState = { ...s, holders: s.holders.filter((l) => !gone.has(l)) };
+  let delayUntil = s.delayUntil;
   for (const l of ended) {
     // A reentrant lease's aliases are lease ids too: each is single-use, and a retry of one must not start
     // a fresh lease.
-    for (const id of [l.leaseId, ...l.aliases]) next = addTombstone(next, id, reason, now, by);
+    for (const id of [l.leaseId, ...l.aliases]) log.end(id, reason, by);
     // A lost holder may still be running: keep the lock closed for its lock-delay. A release frees at once.
     if (reason !== "released" && l.lockDelayMs > 0) {
-      const endedAt = reason === "expired" ? l.expiresAt : now;
-      next = { ...next, delayUntil: Math.max(next.delayUntil, endedAt + l.lockDelayMs) };
+      const endedAt = reason === "expired" ? l.expiresAt : log.now;
+      delayUntil = Math.max(delayUntil, endedAt + l.lockDelayMs);
     }
   }
-  if (next.delayUntil <= now) next = { ...next, delayUntil: 0 };
-  return next;
-}
-
-function addTombstone(
-  s: LockState,
-  leaseId: string,
-  reason: EndReason,
-  now: number,
-  by: string | null = null,
-): LockState {
-  const tombstones = [...s.tombstones, { leaseId, reason, endedAt: now, by }];
-  return { ...s, tombstones: tombstones.slice(-MAX_TOMBSTONES) };
+  return {
+    ...s,
+    holders: s.holders.filter((l) => !gone.has(l)),
+    delayUntil: delayUntil > log.now ? delayUntil : 0,
+  };
 }
 
 function replaceHolder(s: LockState, old: LeaseRecord, next: LeaseRecord): LockState {
   return { ...s, holders: s.holders.map((l) => (l === old ? next : l)) };
 }
 
-function busy(s: LockState, now: number, position: number | null): Rejection {
-  const delayed = now < s.delayUntil;
-  const freeAt = delayed
-    ? s.delayUntil
-    : s.holders.reduce((min, l) => Math.min(min, l.expiresAt), Number.POSITIVE_INFINITY);
-  const retryAfterMs = Number.isFinite(freeAt) ? Math.max(0, freeAt - now) : REPOLL_GRACE_MS;
+/**
+ * Why `req` cannot be granted now, said precisely: a lock-delay, holders it does not fit next to, or (when it
+ * would fit) waiters queued ahead of it. `lock_held` is never said of a lock without holders.
+ */
+function busy(
+  s: LockState,
+  req: { readonly mode: LockMode; readonly permits: number },
+  now: number,
+  queued: { leaseId: string; position: number; ahead: readonly Waiter[] } | null,
+): Busy {
+  const ahead = queued?.ahead ?? s.queue.filter((w) => isBlocking(w, now));
+  const firstExpiry = Math.min(...s.holders.map((l) => l.expiresAt));
+  let code: Busy["code"];
+  let freeAt: number;
+  if (now < s.delayUntil) {
+    code = "lock_delay";
+    freeAt = s.delayUntil;
+  } else if (!fitsHolders(s, req)) {
+    code = "lock_held";
+    freeAt = firstExpiry;
+  } else {
+    code = "waiters_ahead";
+    // The waiters ahead are served first; at the latest when the holders' leases or their waits end.
+    freeAt = Math.min(firstExpiry, ...ahead.map((w) => (isLive(w, now) ? w.waitUntil : w.reserveUntil) + 1));
+  }
   return {
     kind: "rejected",
-    code: delayed ? "lock_delay" : "lock_held",
-    retryAfterMs,
-    position,
-    holders: s.holders,
+    code,
+    retryAfterMs: Number.isFinite(freeAt) ? Math.max(0, freeAt - now) : REPOLL_RESERVE_MS,
+    position: queued?.position ?? null,
+    leaseId: queued?.leaseId ?? null,
+    holders: s.holders.slice(0, MAX_HOLDERS_IN_PROBLEM).map(holderView),
+    holderCount: s.holders.length,
   };
 }
 

@@ -1,11 +1,13 @@
 /**
  * The lock object's SQLite schema and the codec between rows and `LockState`: the only file that knows
- * column names. `save` writes the difference between two states; the state machine builds new objects
- * only for what changed, so unchanged rows are found by identity and never rewritten.
+ * column names. `save` writes the difference between two states (the state machine builds new objects only
+ * for what changed, so unchanged rows are found by identity and never rewritten) plus the lease ids that
+ * ended, which stay in storage only and are read back one at a time (`History`). Nothing is created before
+ * the first write: inspecting a name nobody used leaves no trace.
  */
 import type { LockMode } from "../client/src/protocol.ts";
-import type { EndReason, LeaseRecord, LockState, Tombstone, Waiter } from "./lock-state.ts";
-import { EMPTY_STATE } from "./lock-state.ts";
+import type { EndReason, History, LeaseRecord, LockState, Tombstone, Waiter } from "./lock-state.ts";
+import { EMPTY_STATE, TOMBSTONE_TTL_MS } from "./lock-state.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS lock_meta (
@@ -27,7 +29,9 @@ CREATE TABLE IF NOT EXISTS lease (
   hold_count INTEGER NOT NULL,
   reentrant INTEGER NOT NULL,
   lock_delay_ms INTEGER NOT NULL,
-  aliases TEXT NOT NULL
+  aliases TEXT NOT NULL,
+  principal TEXT NOT NULL DEFAULT '',
+  holder_key TEXT
 );
 CREATE TABLE IF NOT EXISTS waiter (
   lease_id TEXT PRIMARY KEY,
@@ -40,115 +44,177 @@ CREATE TABLE IF NOT EXISTS waiter (
   seq INTEGER NOT NULL,
   enqueued_at INTEGER NOT NULL,
   wait_until INTEGER NOT NULL,
-  hold_until INTEGER NOT NULL
+  hold_until INTEGER NOT NULL,
+  principal TEXT NOT NULL DEFAULT '',
+  holder_key TEXT,
+  reserve_until INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS tombstone (
   lease_id TEXT PRIMARY KEY,
   reason TEXT NOT NULL,
   ended_at INTEGER NOT NULL,
   ended_by TEXT
-);`;
+);
+CREATE INDEX IF NOT EXISTS tombstone_ended_at ON tombstone (ended_at);`;
+
+/** Columns added since the first release: locks created before lack them until they load here. */
+const ADDED_COLUMNS: [table: string, column: string, definition: string][] = [
+  ["tombstone", "ended_by", "TEXT"],
+  ["lease", "principal", "TEXT NOT NULL DEFAULT ''"],
+  ["lease", "holder_key", "TEXT"],
+  ["waiter", "principal", "TEXT NOT NULL DEFAULT ''"],
+  ["waiter", "holder_key", "TEXT"],
+  ["waiter", "reserve_until", "INTEGER NOT NULL DEFAULT 0"],
+];
 
 type Row = Record<string, SqlStorageValue>;
 
-export function load(sql: SqlStorage): LockState {
-  sql.exec(SCHEMA);
-  // Locks created before force-releases were attributed lack this column.
-  if (!sql.exec("SELECT * FROM tombstone LIMIT 0").columnNames.includes("ended_by")) {
-    sql.exec("ALTER TABLE tombstone ADD COLUMN ended_by TEXT");
-  }
-  const meta = sql.exec<Row>("SELECT * FROM lock_meta WHERE id = 1").toArray()[0];
-  if (meta === undefined) return EMPTY_STATE;
-  return {
-    limit: Number(meta.lock_limit),
-    lastToken: Number(meta.last_token),
-    nextSeq: Number(meta.next_seq),
-    delayUntil: Number(meta.delay_until),
-    holders: sql.exec<Row>("SELECT * FROM lease ORDER BY token").toArray().map(toLease),
-    queue: sql.exec<Row>("SELECT * FROM waiter ORDER BY seq").toArray().map(toWaiter),
-    tombstones: sql
-      .exec<Row>("SELECT * FROM tombstone ORDER BY ended_at")
-      .toArray()
-      .map(
-        (r): Tombstone => ({
-          leaseId: String(r.lease_id),
-          reason: String(r.reason) as EndReason,
-          endedAt: Number(r.ended_at),
-          by: r.ended_by === null || r.ended_by === undefined ? null : String(r.ended_by),
-        }),
-      ),
-  };
-}
+/** One lock's tables. Reads never create them; the first write does, in the transaction of that write. */
+export class LockStore implements History {
+  readonly #storage: DurableObjectStorage;
+  #ready: boolean;
 
-/** Writes what changed from `before` to `after`. Run inside `transactionSync`. */
-export function save(sql: SqlStorage, before: LockState, after: LockState): void {
-  if (before === after) return;
-  if (
-    before === EMPTY_STATE ||
-    before.limit !== after.limit ||
-    before.lastToken !== after.lastToken ||
-    before.nextSeq !== after.nextSeq ||
-    before.delayUntil !== after.delayUntil
-  ) {
-    sql.exec(
-      `INSERT INTO lock_meta (id, lock_limit, last_token, next_seq, delay_until) VALUES (1, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET lock_limit = excluded.lock_limit, last_token = excluded.last_token,
-       next_seq = excluded.next_seq, delay_until = excluded.delay_until`,
-      after.limit,
-      after.lastToken,
-      after.nextSeq,
-      after.delayUntil,
-    );
+  constructor(storage: DurableObjectStorage) {
+    this.#storage = storage;
+    this.#ready = this.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'lock_meta'").toArray().length > 0;
+    if (this.#ready) this.#migrate();
   }
-  syncRows(sql, "lease", before.holders, after.holders, (l) =>
-    sql.exec(
-      `INSERT OR REPLACE INTO lease (lease_id, owner, token, ttl_ms, expires_at, granted_at, mode, permits,
-       hold_count, reentrant, lock_delay_ms, aliases) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      l.leaseId,
-      l.owner,
-      l.token,
-      l.ttlMs,
-      l.expiresAt,
-      l.grantedAt,
-      l.mode,
-      l.permits,
-      l.holdCount,
-      l.reentrant ? 1 : 0,
-      l.lockDelayMs,
-      JSON.stringify(l.aliases),
-    ),
-  );
-  syncRows(sql, "waiter", before.queue, after.queue, (w) =>
-    sql.exec(
-      `INSERT OR REPLACE INTO waiter (lease_id, owner, ttl_ms, mode, permits, reentrant, lock_delay_ms, seq,
-       enqueued_at, wait_until, hold_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      w.leaseId,
-      w.owner,
-      w.ttlMs,
-      w.mode,
-      w.permits,
-      w.reentrant ? 1 : 0,
-      w.lockDelayMs,
-      w.seq,
-      w.enqueuedAt,
-      w.waitUntil,
-      w.holdUntil,
-    ),
-  );
-  syncRows(sql, "tombstone", before.tombstones, after.tombstones, (t) =>
-    sql.exec(
-      "INSERT OR REPLACE INTO tombstone (lease_id, reason, ended_at, ended_by) VALUES (?, ?, ?, ?)",
-      t.leaseId,
-      t.reason,
-      t.endedAt,
-      t.by,
-    ),
-  );
+
+  private get sql(): SqlStorage {
+    return this.#storage.sql;
+  }
+
+  load(): LockState {
+    if (!this.#ready) return EMPTY_STATE;
+    const meta = this.sql.exec<Row>("SELECT * FROM lock_meta WHERE id = 1").toArray()[0];
+    if (meta === undefined) return EMPTY_STATE;
+    return {
+      limit: Number(meta.lock_limit),
+      lastToken: Number(meta.last_token),
+      nextSeq: Number(meta.next_seq),
+      delayUntil: Number(meta.delay_until),
+      holders: this.sql.exec<Row>("SELECT * FROM lease ORDER BY token").toArray().map(toLease),
+      queue: this.sql.exec<Row>("SELECT * FROM waiter ORDER BY seq").toArray().map(toWaiter),
+    };
+  }
+
+  /** How `leaseId` ended, if storage remembers it. */
+  ended(leaseId: string): Tombstone | null {
+    if (!this.#ready) return null;
+    const r = this.sql.exec<Row>("SELECT * FROM tombstone WHERE lease_id = ?", leaseId).toArray()[0];
+    if (r === undefined) return null;
+    return {
+      leaseId,
+      reason: String(r.reason) as EndReason,
+      endedAt: Number(r.ended_at),
+      by: r.ended_by === null || r.ended_by === undefined ? null : String(r.ended_by),
+    };
+  }
+
+  /**
+   * Writes what changed from `before` to `after`, and the lease ids that ended (forgetting those older than
+   * TOMBSTONE_TTL_MS), in one transaction: all of it or, if anything throws, none of it. A new lock's schema
+   * comes in the same commit.
+   */
+  save(before: LockState, after: LockState, ended: readonly Tombstone[], now: number): void {
+    if (before === after && ended.length === 0) return;
+    this.#storage.transactionSync(() => this.#write(before, after, ended, now));
+    this.#ready = true;
+  }
+
+  #write(before: LockState, after: LockState, ended: readonly Tombstone[], now: number): void {
+    const { sql } = this;
+    if (!this.#ready) {
+      sql.exec(SCHEMA);
+      this.#migrate();
+    }
+    if (
+      before === EMPTY_STATE ||
+      before.limit !== after.limit ||
+      before.lastToken !== after.lastToken ||
+      before.nextSeq !== after.nextSeq ||
+      before.delayUntil !== after.delayUntil
+    ) {
+      sql.exec(
+        `INSERT INTO lock_meta (id, lock_limit, last_token, next_seq, delay_until) VALUES (1, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET lock_limit = excluded.lock_limit, last_token = excluded.last_token,
+         next_seq = excluded.next_seq, delay_until = excluded.delay_until`,
+        after.limit,
+        after.lastToken,
+        after.nextSeq,
+        after.delayUntil,
+      );
+    }
+    syncRows(sql, "lease", before.holders, after.holders, (l) =>
+      sql.exec(
+        `INSERT OR REPLACE INTO lease (lease_id, owner, principal, holder_key, token, ttl_ms, expires_at,
+         granted_at, mode, permits, hold_count, reentrant, lock_delay_ms, aliases)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        l.leaseId,
+        l.owner,
+        l.principal,
+        l.holderKey,
+        l.token,
+        l.ttlMs,
+        l.expiresAt,
+        l.grantedAt,
+        l.mode,
+        l.permits,
+        l.holdCount,
+        l.holderKey === null ? 0 : 1,
+        l.lockDelayMs,
+        l.aliases.join(","),
+      ),
+    );
+    syncRows(sql, "waiter", before.queue, after.queue, (w) =>
+      sql.exec(
+        `INSERT OR REPLACE INTO waiter (lease_id, owner, principal, holder_key, ttl_ms, mode, permits,
+         reentrant, lock_delay_ms, seq, enqueued_at, wait_until, reserve_until, hold_until)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        w.leaseId,
+        w.owner,
+        w.principal,
+        w.holderKey,
+        w.ttlMs,
+        w.mode,
+        w.permits,
+        w.holderKey === null ? 0 : 1,
+        w.lockDelayMs,
+        w.seq,
+        w.enqueuedAt,
+        w.waitUntil,
+        w.reserveUntil,
+        w.holdUntil,
+      ),
+    );
+    if (ended.length > 0) {
+      for (const t of ended) {
+        sql.exec(
+          "INSERT OR REPLACE INTO tombstone (lease_id, reason, ended_at, ended_by) VALUES (?, ?, ?, ?)",
+          t.leaseId,
+          t.reason,
+          t.endedAt,
+          t.by,
+        );
+      }
+      sql.exec("DELETE FROM tombstone WHERE ended_at <= ?", now - TOMBSTONE_TTL_MS);
+    }
+  }
+
+  #migrate(): void {
+    const { sql } = this;
+    for (const [table, column, definition] of ADDED_COLUMNS) {
+      if (!sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames.includes(column)) {
+        sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`);
+      }
+    }
+    sql.exec("CREATE INDEX IF NOT EXISTS tombstone_ended_at ON tombstone (ended_at)");
+  }
 }
 
 function syncRows<T extends { readonly leaseId: string }>(
   sql: SqlStorage,
-  table: "lease" | "waiter" | "tombstone",
+  table: "lease" | "waiter",
   before: readonly T[],
   after: readonly T[],
   write: (row: T) => void,
@@ -165,10 +231,16 @@ function syncRows<T extends { readonly leaseId: string }>(
   for (const row of after) if (!old.has(row)) write(row);
 }
 
+function text(v: SqlStorageValue | undefined): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
 function toLease(r: Row): LeaseRecord {
   return {
     leaseId: String(r.lease_id),
-    owner: r.owner === null ? null : String(r.owner),
+    owner: text(r.owner),
+    principal: String(r.principal),
+    holderKey: text(r.holder_key),
     token: Number(r.token),
     ttlMs: Number(r.ttl_ms),
     expiresAt: Number(r.expires_at),
@@ -176,24 +248,30 @@ function toLease(r: Row): LeaseRecord {
     mode: String(r.mode) as LockMode,
     permits: Number(r.permits),
     holdCount: Number(r.hold_count),
-    reentrant: Number(r.reentrant) === 1,
     lockDelayMs: Number(r.lock_delay_ms),
-    aliases: JSON.parse(String(r.aliases)) as string[],
+    // Lease ids have no commas; rows written before this codec hold a JSON array of them.
+    aliases: String(r.aliases)
+      .replace(/[[\]"]/g, "")
+      .split(",")
+      .filter(Boolean),
   };
 }
 
 function toWaiter(r: Row): Waiter {
+  const waitUntil = Number(r.wait_until);
   return {
     leaseId: String(r.lease_id),
-    owner: r.owner === null ? null : String(r.owner),
+    owner: text(r.owner),
+    principal: String(r.principal),
+    holderKey: text(r.holder_key),
     ttlMs: Number(r.ttl_ms),
     mode: String(r.mode) as LockMode,
     permits: Number(r.permits),
-    reentrant: Number(r.reentrant) === 1,
     lockDelayMs: Number(r.lock_delay_ms),
     seq: Number(r.seq),
     enqueuedAt: Number(r.enqueued_at),
-    waitUntil: Number(r.wait_until),
+    waitUntil,
+    reserveUntil: Math.max(waitUntil, Number(r.reserve_until)),
     holdUntil: Number(r.hold_until),
   };
 }

@@ -13,12 +13,14 @@ const rawLock = (name: string) => env.LOCK.getByName(name) as unknown as RawLock
 const command = (leaseId: string, waitMs: number) => ({
   leaseId,
   owner: null,
+  principal: "test",
   ttlMs: 10_000,
   waitMs,
   mode: "exclusive",
   limit: null,
   permits: 1,
-  reentrant: false,
+  holderKey: null,
+  repoll: false,
   lockDelayMs: 0,
 });
 

@@ -5,12 +5,18 @@
  * after its scope check.
  */
 import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { z } from "zod";
-import type { HolderView, Lease, LockView } from "../client/src/protocol.ts";
+import type { Lease, LockView } from "../client/src/protocol.ts";
 import { MAX_BODY_BYTES } from "../client/src/protocol.ts";
-import type { AcquireOutcome, Answer, Granted, LockObject } from "../durable-objects/lock-object.ts";
-import type { LeaseRecord } from "../durable-objects/lock-state.ts";
-import { auth } from "./auth.ts";
+import type {
+  AcquireAnswer,
+  Grant,
+  LockObject,
+  ReleaseAnswer,
+  RenewAnswer,
+} from "../durable-objects/lock-object.ts";
+import { auth, markInsecure } from "./auth.ts";
 import { cors } from "./cors.ts";
 import { type ForceReleaseResult, openApiDocument } from "./openapi.ts";
 import { ProblemError, problem } from "./problem.ts";
@@ -19,6 +25,7 @@ import type { AppEnv } from "./settings.ts";
 
 export const app = new Hono<AppEnv>();
 
+app.use(markInsecure());
 app.use(cors());
 app.use("/v1/*", async function noStore(c, next) {
   await next();
@@ -38,12 +45,14 @@ app.post("/v1/locks/:name/acquire", auth({ permission: "lock" }), async (c) => {
     lock.acquire({
       leaseId: body.leaseId ?? newLeaseId(),
       owner: body.owner ?? null,
+      principal: c.var.principal.name,
       ttlMs: body.ttlMs,
       waitMs: body.waitMs,
       mode: body.mode,
       limit: body.limit ?? null,
       permits: body.permits,
-      reentrant: body.reentrant,
+      holderKey: body.reentrant ? (body.holderKey ?? null) : null,
+      repoll: body.repoll,
       lockDelayMs: body.lockDelayMs,
     }),
   );
@@ -70,7 +79,6 @@ app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (
   const name = c.var.lockName;
   const by = c.var.principal.name;
   const outcome = await callLock(c, name, (lock) => lock.forceRelease(by));
-  if (outcome.kind !== "forced") throw new Error(`forceRelease answered ${outcome.kind}`);
   // The audit record: who ended which leases. The lock object also keeps `by` with each ended lease.
   console.log(JSON.stringify({ event: "force-release", lock: name, by, count: outcome.count }));
   const result: ForceReleaseResult = { name, forced: true, count: outcome.count, by };
@@ -85,7 +93,7 @@ app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
     name,
     held: snap.holderCount > 0,
     kind: snap.kind,
-    holders: snap.holders.map(holderView),
+    holders: [...snap.holders],
     holderCount: snap.holderCount,
     nextAfter: snap.nextAfter,
     waiters: snap.waiters,
@@ -130,10 +138,9 @@ async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Pro
       "send the body as JSON with content-type: application/json",
     );
   }
-  const declared = Number(c.req.header("content-length") ?? "0");
-  if (declared > MAX_BODY_BYTES) throw tooLarge();
+  // Stops reading at the limit, whether or not the request declares its length.
+  await limitBody(c, async () => {});
   const text = await c.req.text();
-  if (new TextEncoder().encode(text).byteLength > MAX_BODY_BYTES) throw tooLarge();
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -142,7 +149,7 @@ async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Pro
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
-    const { code, detail } = describeIssue(parsed.error);
+    const { code, detail } = describeIssue(parsed.error, json);
     throw new ProblemError(code, detail);
   }
   return parsed.data;
@@ -158,9 +165,12 @@ function readAfter(raw: string | undefined): number {
   return after;
 }
 
-function tooLarge(): ProblemError {
-  return new ProblemError("body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
-}
+const limitBody = bodyLimit({
+  maxSize: MAX_BODY_BYTES,
+  onError: () => {
+    throw new ProblemError("body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
+  },
+});
 
 /**
  * The lock object's RPC methods as the Worker sees them. The generated stub type distributes each union
@@ -202,40 +212,42 @@ export function lockFailure(name: string, err: unknown): Error {
   );
 }
 
-function answer(name: string, outcome: Answer | AcquireOutcome): Response {
+function answer(name: string, outcome: AcquireAnswer | RenewAnswer | ReleaseAnswer): Response {
   switch (outcome.kind) {
     case "granted":
       return Response.json(leaseView(name, outcome));
     case "released":
-      return Response.json({ released: true, holdCount: outcome.holdCount });
+      return Response.json(
+        outcome.holdCount === null ? { released: true } : { released: true, holdCount: outcome.holdCount },
+      );
     case "cancelled":
       return Response.json({ released: false, cancelled: true });
     case "rejected":
       return rejection(outcome);
-    case "queued":
-    case "forced":
-    case "none":
-      throw new Error(`unexpected outcome ${outcome.kind}`);
     default:
       return assertNever(outcome);
   }
 }
 
-function rejection(r: Extract<Answer | AcquireOutcome, { kind: "rejected" }>): Response {
+function rejection(r: Extract<AcquireAnswer | RenewAnswer | ReleaseAnswer, { kind: "rejected" }>): Response {
   switch (r.code) {
     case "lock_held":
-    case "lock_delay": {
+    case "lock_delay":
+    case "waiters_ahead": {
       const detail =
-        r.code === "lock_delay"
-          ? "the lock's last holder was lost; it stays closed for its lock-delay"
-          : r.position === null
-            ? "the lock is held; retry after retryAfterMs, or wait with waitMs"
-            : `still queued at position ${r.position}; re-poll with the same leaseId to keep the place`;
+        r.position !== null
+          ? `still queued at position ${r.position}; re-poll with leaseId ${r.leaseId} to keep the place`
+          : r.code === "lock_delay"
+            ? "the lock's last holder was lost; it stays closed for its lock-delay"
+            : r.code === "lock_held"
+              ? "the lock is held; retry after retryAfterMs, or wait with waitMs"
+              : "earlier requests are waiting for this lock; retry after retryAfterMs, or wait with waitMs";
       return problem(r.code, detail, {
         extra: {
           retryAfterMs: r.retryAfterMs,
-          holders: r.holders.map(holderView),
-          ...(r.position === null ? {} : { position: r.position }),
+          holders: r.holders,
+          holderCount: r.holderCount,
+          ...(r.position === null ? {} : { position: r.position, leaseId: r.leaseId }),
         },
         headers: { "retry-after": String(Math.ceil(r.retryAfterMs / 1000)) },
       });
@@ -251,6 +263,16 @@ function rejection(r: Extract<Answer | AcquireOutcome, { kind: "rejected" }>): R
     case "limit_mismatch":
       return problem("limit_mismatch", `the lock is in use with limit ${r.limit}`, {
         extra: { limit: r.limit },
+      });
+    case "reentrant_mismatch":
+      return problem(
+        "reentrant_mismatch",
+        `this holder's lease is ${r.mode} with ${r.permits} permit(s); a reentrant acquire must ask for the same`,
+        { extra: { mode: r.mode, permits: r.permits } },
+      );
+    case "too_many_holds":
+      return problem("too_many_holds", `a lease may count at most ${r.holdCount} reentrant holds`, {
+        extra: { holdCount: r.holdCount },
       });
     case "upgrade_not_supported":
       return problem(
@@ -269,32 +291,8 @@ function rejection(r: Extract<Answer | AcquireOutcome, { kind: "rejected" }>): R
   }
 }
 
-function leaseView(name: string, { lease: l, limit, validForMs }: Granted): Lease {
-  return {
-    name,
-    leaseId: l.leaseId,
-    owner: l.owner,
-    token: l.token,
-    ttlMs: l.ttlMs,
-    expiresAt: l.expiresAt,
-    validForMs,
-    mode: l.mode,
-    permits: l.permits,
-    holdCount: l.holdCount,
-    limit,
-  };
-}
-
-/** What anyone may see of a holder: never its leaseId, which is the holder's secret. */
-function holderView(l: LeaseRecord): HolderView {
-  return {
-    owner: l.owner,
-    token: l.token,
-    expiresAt: l.expiresAt,
-    mode: l.mode,
-    permits: l.permits,
-    holdCount: l.holdCount,
-  };
+function leaseView(name: string, { lease }: Grant): Lease {
+  return { name, ...lease };
 }
 
 function newLeaseId(): string {
