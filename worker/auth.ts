@@ -67,7 +67,14 @@ export function auth({ permission }: AuthOptions): MiddlewareHandler<AppEnv> {
     c.set("principal", principal);
     c.set("lockName", name);
     await next();
-    if (principal === INSECURE_PRINCIPAL) c.header(INSECURE_HEADER, "insecure-no-auth");
+  };
+}
+
+/** Marks every answer, errors and health checks included, while authentication is off: it is never silent. */
+export function markInsecure(): MiddlewareHandler<AppEnv> {
+  return async function markInsecure(c, next) {
+    await next();
+    if (readSettings(c.env).insecureNoAuth) c.header(INSECURE_HEADER, "insecure-no-auth");
   };
 }
 
@@ -89,10 +96,11 @@ async function authenticate(c: Context<AppEnv>): Promise<Principal> {
   }
   const config = parseKeys(settings.keys);
   if (!config.ok) {
-    console.error(`refusing lock requests: ${config.error}`);
+    // What is wrong with it goes to the operator's log only: callers may be anyone.
+    console.error(`refusing lock requests: EDGELOCK_KEYS is invalid: ${config.error}`);
     throw new ProblemError(
       "auth_not_configured",
-      `the EDGELOCK_KEYS secret is invalid, so every lock request is refused: ${config.error} (see docs/security.md)`,
+      "the EDGELOCK_KEYS secret is invalid, so every lock request is refused; the operator's log says why (see docs/security.md)",
     );
   }
   const header = c.req.header("authorization");

@@ -17,6 +17,14 @@ import {
   MIN_TTL_MS,
 } from "../client/src/protocol.ts";
 
+/**
+ * Owners are labels shown to people (GET, logs, the live page), so they must render as what they are:
+ * well-formed (no lone surrogates, which storage would corrupt), and free of control, format (bidi
+ * overrides, zero-width characters) and line or paragraph separator characters, which let one label
+ * impersonate another or forge log lines.
+ */
+const OWNER_PATTERN = /^[^\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]*$/u;
+
 const ttlMs = z.int().min(MIN_TTL_MS).max(MAX_TTL_MS);
 const leaseId = z.string().regex(LEASE_ID_PATTERN);
 const mode = z.enum(LOCK_MODES);
@@ -25,12 +33,7 @@ export const acquireSchema = z
   .strictObject({
     ttlMs,
     waitMs: z.int().min(0).max(MAX_WAIT_MS).default(0),
-    owner: z
-      .string()
-      .min(1)
-      .max(MAX_OWNER_LENGTH)
-      .regex(/^[^\p{Cc}]*$/u)
-      .optional(),
+    owner: z.string().min(1).max(MAX_OWNER_LENGTH).regex(OWNER_PATTERN).optional(),
     leaseId: leaseId.optional(),
     mode: mode.default("exclusive"),
     limit: z.int().min(1).max(MAX_LIMIT).optional(),
@@ -79,7 +82,7 @@ const FIELD_CODES: Record<string, ErrorCode> = {
 const HINTS: Partial<Record<ErrorCode, string>> = {
   invalid_ttl: `ttlMs must be an integer from ${MIN_TTL_MS} to ${MAX_TTL_MS}`,
   invalid_wait: `waitMs must be an integer from 0 to ${MAX_WAIT_MS}; wait longer by re-polling with the same leaseId`,
-  invalid_owner: `owner must be 1–${MAX_OWNER_LENGTH} characters without control characters`,
+  invalid_owner: `owner must be 1–${MAX_OWNER_LENGTH} well-formed characters, without control, format (bidi, zero-width) or line-separator characters`,
   invalid_lease_id: "leaseId must be 16–128 characters of A–Z a–z 0–9 _ -",
   invalid_mode: `mode must be one of ${LOCK_MODES.join(", ")}`,
   invalid_limit: `limit must be an integer from 1 to ${MAX_LIMIT}`,
@@ -90,9 +93,12 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   invalid_lock_delay: `lockDelayMs must be an integer from 0 to ${MAX_LOCK_DELAY_MS}`,
 };
 
-/** The problem code and a readable detail for the first issue of a failed parse. */
-export function describeIssue(error: z.ZodError): { code: ErrorCode; detail: string } {
-  const issue = error.issues[0];
+/**
+ * The problem code and a readable detail for a failed parse of `input`. Unknown fields come first: a typo
+ * such as `ttl` for `ttlMs` is the real mistake, not the missing field it leaves.
+ */
+export function describeIssue(error: z.ZodError, input: unknown): { code: ErrorCode; detail: string } {
+  const issue = error.issues.find((i) => i.code === "unrecognized_keys") ?? error.issues[0];
   if (issue === undefined) return { code: "invalid_body", detail: "invalid request body" };
   if (issue.code === "custom" && typeof issue.params?.code === "string") {
     return { code: issue.params.code as ErrorCode, detail: issue.message };
@@ -103,8 +109,8 @@ export function describeIssue(error: z.ZodError): { code: ErrorCode; detail: str
   const field = issue.path[0];
   const code = typeof field === "string" ? FIELD_CODES[field] : undefined;
   if (code === undefined) return { code: "invalid_body", detail: issue.message };
-  const got = issue.code === "invalid_type" && issue.input === undefined ? " (missing)" : "";
-  return { code, detail: `${HINTS[code] ?? issue.message}${got}` };
+  const given = typeof input === "object" && input !== null && Object.hasOwn(input, field as string);
+  return { code, detail: `${HINTS[code] ?? issue.message}${given ? "" : " (missing)"}` };
 }
 
 /** A lock name in a path; auth.ts checks it before the key's scope, the OpenAPI document describes it. */

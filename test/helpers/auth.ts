@@ -10,6 +10,7 @@ import { app } from "../../worker/app.ts";
 export const KEYS = {
   admin: "elk_test_admin_0000000000000000000000000000",
   billingWrite: "elk_test_billing_write_00000000000000000000",
+  billingWrite2: "elk_test_billing_write2_0000000000000000000",
   billingRead: "elk_test_billing_read_000000000000000000000",
   paymentsWrite: "elk_test_payments_write_0000000000000000000",
   billingAdmin: "elk_test_billing_admin_00000000000000000000",
@@ -25,6 +26,12 @@ export async function keysConfig(): Promise<string> {
   return JSON.stringify([
     { name: "ops-admin", sha256: await sha256Hex(KEYS.admin), role: "admin", prefixes: ["*"] },
     { name: "billing-rw", sha256: await sha256Hex(KEYS.billingWrite), role: "write", prefixes: ["billing:"] },
+    {
+      name: "billing-rw2",
+      sha256: await sha256Hex(KEYS.billingWrite2),
+      role: "write",
+      prefixes: ["billing:"],
+    },
     { name: "billing-ro", sha256: await sha256Hex(KEYS.billingRead), role: "read", prefixes: ["billing:"] },
     {
       name: "payments-rw",
