@@ -147,48 +147,56 @@ export interface LockView {
 export const NOT_HELD_REASONS = ["expired", "released", "unknown", "queued", "cancelled", "forced"] as const;
 export type NotHeldReason = (typeof NOT_HELD_REASONS)[number];
 
-/** Every `code` an error response can carry, with its HTTP status. */
-export const ERROR_CODES = {
-  lock_held: 409,
-  lock_delay: 409,
-  waiters_ahead: 409,
-  not_held: 409,
-  lease_ended: 409,
-  limit_mismatch: 409,
-  upgrade_not_supported: 409,
-  wait_cancelled: 409,
-  reentrant_mismatch: 409,
-  too_many_holds: 409,
-  too_many_waiters: 429,
-  invalid_name: 400,
-  invalid_body: 400,
-  malformed_json: 400,
-  invalid_ttl: 400,
-  invalid_wait: 400,
-  invalid_owner: 400,
-  invalid_lease_id: 400,
-  invalid_mode: 400,
-  invalid_limit: 400,
-  invalid_permits: 400,
-  permits_exceed_limit: 400,
-  invalid_reentrant: 400,
-  holder_key_required: 400,
-  invalid_holder_key: 400,
-  invalid_repoll: 400,
-  invalid_query: 400,
-  invalid_lock_delay: 400,
-  unsupported_media_type: 415,
-  body_too_large: 413,
-  not_found: 404,
-  method_not_allowed: 405,
-  unauthorized: 401,
-  forbidden: 403,
-  forbidden_scope: 403,
-  auth_not_configured: 503,
-  unavailable: 503,
-  internal: 500,
+/**
+ * Every `code` an error response can carry, with its HTTP status and the problem's title: the one table
+ * the server answers from and the clients read.
+ */
+export const PROBLEMS = {
+  lock_held: { status: 409, title: "Lock is held" },
+  lock_delay: { status: 409, title: "Lock is in its lock-delay after a lost holder" },
+  waiters_ahead: { status: 409, title: "Earlier waiters are queued" },
+  not_held: { status: 409, title: "Lease is not held" },
+  lease_ended: { status: 409, title: "Lease id was already used" },
+  limit_mismatch: { status: 409, title: "Semaphore limit does not match" },
+  upgrade_not_supported: { status: 409, title: "Upgrading a shared lease is not supported" },
+  wait_cancelled: { status: 409, title: "Wait was cancelled" },
+  reentrant_mismatch: { status: 409, title: "Reentrant acquire does not match the held lease" },
+  too_many_holds: { status: 409, title: "Too many reentrant holds" },
+  too_many_waiters: { status: 429, title: "Too many waiters" },
+  invalid_name: { status: 400, title: "Invalid lock name" },
+  invalid_body: { status: 400, title: "Invalid request body" },
+  malformed_json: { status: 400, title: "Malformed JSON" },
+  invalid_ttl: { status: 400, title: "Invalid ttlMs" },
+  invalid_wait: { status: 400, title: "Invalid waitMs" },
+  invalid_owner: { status: 400, title: "Invalid owner" },
+  invalid_lease_id: { status: 400, title: "Invalid leaseId" },
+  invalid_mode: { status: 400, title: "Invalid mode" },
+  invalid_limit: { status: 400, title: "Invalid limit" },
+  invalid_permits: { status: 400, title: "Invalid permits" },
+  permits_exceed_limit: { status: 400, title: "Permits exceed the limit" },
+  invalid_reentrant: { status: 400, title: "Invalid reentrant flag" },
+  holder_key_required: { status: 400, title: "holderKey required" },
+  invalid_holder_key: { status: 400, title: "Invalid holderKey" },
+  invalid_repoll: { status: 400, title: "Invalid repoll flag" },
+  invalid_query: { status: 400, title: "Invalid query parameter" },
+  invalid_lock_delay: { status: 400, title: "Invalid lockDelayMs" },
+  unsupported_media_type: { status: 415, title: "Unsupported media type" },
+  body_too_large: { status: 413, title: "Request body too large" },
+  not_found: { status: 404, title: "Not found" },
+  method_not_allowed: { status: 405, title: "Method not allowed" },
+  unauthorized: { status: 401, title: "Unauthorized" },
+  forbidden: { status: 403, title: "Forbidden" },
+  forbidden_scope: { status: 403, title: "Forbidden for this lock name" },
+  auth_not_configured: { status: 503, title: "Authentication is not configured" },
+  unavailable: { status: 503, title: "Service temporarily unavailable" },
+  internal: { status: 500, title: "Internal error" },
 } as const;
-export type ErrorCode = keyof typeof ERROR_CODES;
+export type ErrorCode = keyof typeof PROBLEMS;
+
+/** Each code's HTTP status, derived from PROBLEMS. */
+export const ERROR_CODES = Object.fromEntries(
+  Object.entries(PROBLEMS).map(([code, { status }]) => [code, status]),
+) as { readonly [C in ErrorCode]: (typeof PROBLEMS)[C]["status"] };
 
 /** RFC 9457 problem body; `code` is stable, extra members depend on the code. */
 export interface Problem {
