@@ -43,6 +43,7 @@ export async function serveDirect(o: DirectServerOptions): Promise<DirectServer>
   try {
     // The bundler runs as its own process; loading wrangler and Miniflare here meanwhile uses the other core.
     const bundled = bundle(o.config, outDir);
+    bundled.catch(() => {}); // awaited below; if something fails first, that error is the one reported
     const { unstable_getMiniflareWorkerOptions, unstable_readConfig } = await import("wrangler");
     const { Miniflare, Log, LogLevel, convertV4MiniflareOptions } = await loadMiniflare();
     const config = unstable_readConfig({ config: o.config });
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
 }
 
 /** `K:V` pairs as `wrangler dev --var` takes them. */
-export function parseVars(pairs: string[]): Record<string, string> {
+function parseVars(pairs: string[]): Record<string, string> {
   const vars: Record<string, string> = {};
   for (const pair of pairs) {
     const colon = pair.indexOf(":");

@@ -4,7 +4,7 @@
  * process on a free port, with persisted state, vars and a log file, and stops the whole process tree. It also
  * reads the resident memory of the workerd processes beneath it. Linux /proc is used where present.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import {
   appendFileSync,
   closeSync,
@@ -97,15 +97,22 @@ export async function startLocalServer(o: LocalServerOptions): Promise<LocalServ
   const out = openSync(logFile, "a");
   const child = spawn(process.execPath, args, {
     cwd: ROOT_DIR,
-    // Its own process group: a Ctrl-C meant for the caller does not reach it half-way through a test.
+    // Its own process group, which killTree falls back to killing where there is no /proc.
     detached: true,
     stdio: ["ignore", out, out],
     env: { ...process.env, ...WRANGLER_ENV, CI: "1" },
   });
   closeSync(out);
+  let ended: string | null = null;
   const exited = new Promise<void>((resolve) => {
-    child.once("exit", () => resolve());
-    child.once("error", () => resolve());
+    child.once("exit", (code, sig) => {
+      ended = `exited early (${code ?? sig})`;
+      resolve();
+    });
+    child.once("error", (err) => {
+      ended = `could not start: ${err.message}`;
+      resolve();
+    });
   });
   const server: LocalServer = {
     path: o.path,
@@ -126,7 +133,7 @@ export async function startLocalServer(o: LocalServerOptions): Promise<LocalServ
     },
   };
   try {
-    await untilHealthy(server.url, child, o.readyTimeoutMs ?? 60_000);
+    await untilHealthy(server.url, () => ended, o.readyTimeoutMs ?? 60_000);
   } catch (err) {
     await server.stop();
     const log = readFileSync(logFile, "utf8").split("\n").slice(-40).join("\n");
@@ -135,11 +142,12 @@ export async function startLocalServer(o: LocalServerOptions): Promise<LocalServ
   return server;
 }
 
-async function untilHealthy(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+/** Polls `GET /healthz` until it answers 200; `ended()` says why the process is gone, if it is. */
+async function untilHealthy(url: string, ended: () => string | null, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(`exited early (${child.exitCode ?? child.signalCode})`);
+    const reason = ended();
+    if (reason !== null) throw new Error(reason);
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
       await res.arrayBuffer();
