@@ -20,9 +20,6 @@ export const EDGELOCK_HEADERS = process.env.BENCH_API_KEY
   ? { authorization: `Bearer ${process.env.BENCH_API_KEY}` }
   : {};
 
-/** Environment for wrangler: offline, no telemetry (shared/PLATFORM.md §8). */
-export const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
-
 /** The polling Redis client's sleep between SET NX attempts; redlock's tuned retry delay. */
 export const REDIS_POLL_MS = 10;
 export const REDLOCK_TUNED_DELAY_MS = 50;

@@ -8,6 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { rssMiB, startLocalServer } from "../scripts/local-server.ts";
 import {
   BENCH_DIR,
   EDGELOCK_HEADERS,
@@ -23,8 +24,6 @@ import { expiry, handoff } from "./scenarios/handoff.mjs";
 import { manyLocks } from "./scenarios/many-locks.mjs";
 import { uncontended } from "./scenarios/uncontended.mjs";
 import { ensureInstalled, startEtcd, startRedis } from "./servers/peers.mjs";
-import { rssMiB } from "./servers/proc.mjs";
-import { bundle, startMiniflare, startWranglerDev } from "./servers/workerd.mjs";
 import { REDLOCK_DEFAULT } from "./systems/redlock.mjs";
 
 const argv = process.argv.slice(2);
@@ -37,6 +36,8 @@ const only =
 const wanted = (key) => only === null || only.includes(key);
 const params = parameters(quick);
 const tmp = mkdtempSync(join(tmpdir(), "edgelock-bench-"));
+const EDGELOCK_CONFIG = join(ROOT_DIR, "wrangler.toml");
+const FLOOR_CONFIG = join(BENCH_DIR, "floor/wrangler.toml");
 const running = new Set();
 const t0 = performance.now();
 const log = (msg) => console.log(`[${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${msg}`);
@@ -82,23 +83,21 @@ async function suite(key, spec, memory, extra = {}, sizes = {}) {
 
 const sumRss = (list) => Math.round(list.reduce((s, p) => s + (p.rssMiB ?? 0), 0));
 
-async function edgelockRuns(results) {
-  const dist = join(tmp, "dist");
-  log("bundling bench/floor and edgelock with wrangler deploy --dry-run");
-  bundle(join(BENCH_DIR, "floor/wrangler.toml"), join(dist, "floor"));
-  bundle(join(ROOT_DIR, "wrangler.toml"), join(dist, "edgelock"));
-  const common = { vars: EDGELOCK_VARS, headers: EDGELOCK_HEADERS };
+/** A Worker config on one local path (scripts/local-server.ts), state and log under the run's temp dir. */
+function startWorkerd(path, config, name, vars = {}) {
+  return startLocalServer({
+    path,
+    config,
+    persistTo: join(tmp, name),
+    logFile: join(tmp, `${name}.log`),
+    vars,
+  });
+}
 
+async function edgelockRuns(results) {
   if (wanted("edgelock-direct")) {
     log("floor: workerd direct socket and Miniflare entry");
-    const floorDO = { FLOOR: { className: "FloorObject", useSQLite: true } };
-    const mf = await started(
-      await startMiniflare({
-        script: join(dist, "floor/worker.js"),
-        durableObjects: floorDO,
-        stateDir: join(tmp, "floor-mf"),
-      }),
-    );
+    const mf = await started(await startWorkerd("direct", FLOOR_CONFIG, "floor-mf"));
     results.floor["workerd direct"] = await workerdFloor(mf.url, params);
     results.floor["miniflare entry"] = await workerdFloor(mf.entryUrl, params);
     results.floor["workerd direct"].manyObjects = await workerdManyFloor(
@@ -107,15 +106,7 @@ async function edgelockRuns(results) {
       params.manyInFlight,
     );
     await stop(mf);
-    const lockDO = { LOCK: { className: "LockObject", useSQLite: true } };
-    const server = await started(
-      await startMiniflare({
-        script: join(dist, "edgelock/index.js"),
-        durableObjects: lockDO,
-        stateDir: join(tmp, "edgelock-mf"),
-        ...common,
-      }),
-    );
+    const server = await started(await startWorkerd("direct", EDGELOCK_CONFIG, "edgelock-mf", EDGELOCK_VARS));
     const spec = {
       kind: "edgelock",
       url: server.url,
@@ -134,13 +125,7 @@ async function edgelockRuns(results) {
 
   if (wanted("edgelock-dev")) {
     log("floor: wrangler dev");
-    const floor = await started(
-      await startWranglerDev({
-        config: join(BENCH_DIR, "floor/wrangler.toml"),
-        stateDir: join(tmp, "floor-wd"),
-        logFile: join(tmp, "floor-wd.log"),
-      }),
-    );
+    const floor = await started(await startWorkerd("wrangler-dev", FLOOR_CONFIG, "floor-wd"));
     results.floor["wrangler dev"] = await workerdFloor(floor.url, params);
     results.floor["wrangler dev"].manyObjects = await workerdManyFloor(
       floor.url,
@@ -149,12 +134,7 @@ async function edgelockRuns(results) {
     );
     await stop(floor);
     const server = await started(
-      await startWranglerDev({
-        config: join(ROOT_DIR, "wrangler.toml"),
-        stateDir: join(tmp, "edgelock-wd"),
-        logFile: join(tmp, "edgelock-wd.log"),
-        ...common,
-      }),
+      await startWorkerd("wrangler-dev", EDGELOCK_CONFIG, "edgelock-wd", EDGELOCK_VARS),
     );
     const spec = {
       kind: "edgelock",

@@ -1,6 +1,6 @@
 /**
- * The chaos run: K forked clients contend on a few locks through a fault-injecting proxy to `wrangler dev`
- * (persisted), while a seeded plan SIGKILLs clients and restarts the server; then every lock must end free and
+ * The chaos run: K forked clients contend on a few locks through a fault-injecting proxy to a local server
+ * (scripts/local-server.ts, persisted), while a seeded plan SIGKILLs clients and restarts the server; then every lock must end free and
  * the logs must pass every check in check.ts. `runChaos()` is used by test/e2e/chaos.test.ts; run this file
  * directly (`npm run chaos -- --minutes 10 --seed 7`) for longer hunts. Exit code 1 on any violation.
  */
@@ -10,6 +10,12 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { REPOLL_GRACE_MS } from "../client/src/protocol.ts";
+import {
+  type LocalPath,
+  type LocalServer,
+  parseLocalPath,
+  startLocalServer,
+} from "../scripts/local-server.ts";
 import {
   type CheckReport,
   type ClientEvent,
@@ -24,7 +30,6 @@ import { openJsonl, readJsonl } from "./jsonl.ts";
 import { sleep } from "./lock-client.ts";
 import { type Exchange, startProxy } from "./proxy.ts";
 import { childSeed, makeRng } from "./rng.ts";
-import { type DevServer, startDevServer } from "./server.ts";
 
 export interface ChaosOptions {
   seed: number;
@@ -42,6 +47,8 @@ export interface ChaosOptions {
   restartEveryMs: number;
   /** The clients' lock calls: through the client library, or bare fetch. @default "library" */
   client: "library" | "raw";
+  /** The local path the server runs on. @default "direct" (what `npm start` serves) */
+  server: LocalPath;
   /** Where logs, the persisted state and report.json go. @default a new directory under the OS temp dir */
   outDir?: string;
   log: (line: string) => void;
@@ -65,6 +72,7 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
   killEveryMs: 4_000,
   restartEveryMs: 15_000,
   client: "library",
+  server: "direct",
 };
 
 const CLIENT_SCRIPT = resolve(import.meta.dirname, "client-process.ts");
@@ -102,7 +110,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       close: () => proxyLog.close(),
     },
   });
-  let server: DevServer = await startDevServer(persistTo, join(o.outDir, "wrangler.log"));
+  // The harness hunts lock bugs, not auth: it runs without keys, explicitly (the server refuses otherwise).
+  const startServer = (): Promise<LocalServer> =>
+    startLocalServer({
+      path: o.server,
+      persistTo,
+      logFile: join(o.outDir, "server.log"),
+      vars: { EDGELOCK_INSECURE_NO_AUTH: "true" },
+    });
+  let server = await startServer();
   proxy.setUpstream(server.url);
   o.log(`chaos seed=${o.seed} out=${o.outDir} server=${server.url} proxy=${proxy.url}`);
 
@@ -158,11 +174,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
   const restartServer = async (): Promise<void> => {
     proxy.setUpstream(null);
-    await server.kill();
+    await server.stop();
     faults["server restarts"] = (faults["server restarts"] ?? 0) + 1;
     const before = new Map(maxToken);
     await sleep(plan.int(0, 1_000));
-    server = await startDevServer(persistTo, join(o.outDir, "wrangler.log"));
+    server = await startServer();
     // Read lastToken before any client traffic reaches the new server.
     for (const name of o.locks) {
       const view = await inspect(server.url, name);
@@ -216,7 +232,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const v = await inspect(server.url, name);
       endChecks.push({ name, held: v.held, waiters: v.waiters, lastToken: v.lastToken });
     }
-    await server.kill();
+    await server.stop();
     await proxy.close();
     await store.close();
     await proxyLog.close();
@@ -227,7 +243,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // A failed run must not leave its server, proxy, store or clients running.
     stopping = true;
     for (const child of children.values()) child.kill("SIGKILL");
-    await Promise.allSettled([server.kill(), proxy.close(), store.close()]);
+    await Promise.allSettled([server.stop(), proxy.close(), store.close()]);
     throw err;
   }
 
@@ -298,6 +314,7 @@ async function main(): Promise<void> {
       out: { type: "string" },
       check: { type: "string" },
       client: { type: "string" },
+      server: { type: "string" },
     },
   });
   if (values.check !== undefined) {
@@ -316,6 +333,7 @@ async function main(): Promise<void> {
     ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
     locks: values.locks !== undefined ? values.locks.split(",") : DEFAULTS.locks,
     client: values.client === "raw" ? "raw" : DEFAULTS.client,
+    server: values.server !== undefined ? parseLocalPath(values.server, "--server") : DEFAULTS.server,
     ...(values.out !== undefined ? { outDir: values.out } : {}),
     log: (line) => console.log(line),
   });

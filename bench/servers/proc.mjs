@@ -1,24 +1,12 @@
 /**
- * Process helpers for the bench: free loopback ports, child processes that log to a file and are always
- * stopped, readiness polling, and the resident memory of a process tree read from /proc (Linux only).
+ * Process helpers for the bench's peers (Redis, etcd): child processes that log to a file and are always
+ * stopped, and readiness polling. Free ports come from scripts/local-server.ts, which also starts edgelock
+ * itself and reads its memory.
  */
 import { spawn } from "node:child_process";
-import { openSync, readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { join } from "node:path";
+import { openSync } from "node:fs";
 
-/** A free TCP port on 127.0.0.1, chosen by the kernel. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from "../../scripts/local-server.ts";
 
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -73,51 +61,4 @@ function killGroup(pid, signal) {
   } catch {
     // The group is already gone.
   }
-}
-
-function readStat(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const close = stat.lastIndexOf(")");
-    const comm = stat.slice(stat.indexOf("(") + 1, close);
-    const fields = stat.slice(close + 2).split(" ");
-    return { pid, comm, ppid: Number(fields[1]) };
-  } catch {
-    return null;
-  }
-}
-
-/** `root` and every process below it, with their command names. */
-export function processTree(root) {
-  const all = readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map((d) => readStat(Number(d)))
-    .filter((s) => s !== null);
-  const found = [];
-  const queue = [root];
-  while (queue.length > 0) {
-    const pid = queue.shift();
-    const self = all.find((s) => s.pid === pid);
-    if (self !== undefined) found.push(self);
-    for (const s of all) if (s.ppid === pid) queue.push(s.pid);
-  }
-  return found;
-}
-
-/** Resident set size in MiB of one process (VmRSS), or null if it is gone. */
-export function rssMiB(pid) {
-  try {
-    const status = readFileSync(join("/proc", String(pid), "status"), "utf8");
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
-    return Number.isFinite(kb) ? kb / 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
-/** RSS of every process named `comm` under `root` (e.g. the workerd runtimes under wrangler dev). */
-export function treeRss(root, comm) {
-  return processTree(root)
-    .filter((p) => comm === undefined || p.comm === comm)
-    .map((p) => ({ pid: p.pid, comm: p.comm, rssMiB: rssMiB(p.pid) }));
 }

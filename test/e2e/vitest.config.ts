@@ -1,6 +1,12 @@
 import { defineConfig } from "vitest/config";
 
-/** End-to-end tests: plain Node, talking over real HTTP to `wrangler dev` processes they start. */
+/**
+ * End-to-end tests: plain Node, talking over real HTTP to local servers they start from separate OS processes.
+ * The suite runs twice, once per local path (test/e2e/helpers/wrangler-dev.ts reads E2E_SERVER), one path
+ * after the other and one file at a time: each file starts its own workerd, and the machine has 2 cores.
+ * chaos.test.ts runs in the direct project only: its 60 s run starts chaos/run.ts's default server, the
+ * direct path (the one `npm start` serves), and its checker tests need no server.
+ */
 export default defineConfig({
   test: {
     include: ["test/e2e/**/*.test.ts"],
@@ -8,5 +14,20 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 60_000,
     fileParallelism: false,
+    projects: [
+      {
+        extends: true,
+        test: { name: "direct", env: { E2E_SERVER: "direct" }, sequence: { groupOrder: 1 } },
+      },
+      {
+        extends: true,
+        test: {
+          name: "wrangler-dev",
+          exclude: ["test/e2e/chaos.test.ts"],
+          env: { E2E_SERVER: "wrangler-dev" },
+          sequence: { groupOrder: 2 },
+        },
+      },
+    ],
   },
 });
