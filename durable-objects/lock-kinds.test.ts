@@ -128,22 +128,32 @@ describe("read-write lock", () => {
 const re = (leaseId: string, owner = "alice", extra: Partial<AcquireCommand> = {}) =>
   acq(leaseId, { holderKey: `${owner}-key`, owner, waitMs: 0, ...extra });
 
+/** A grant as its requester sees it: the hold it was sent for, the lease's token and its hold count. */
+const seen = (step: Step | undefined) => {
+  const o = step?.outcome;
+  if (o?.kind !== "granted") return o;
+  return {
+    holdId: o.holdId,
+    token: o.lease.token,
+    holdCount: o.lease.holds.length,
+    permits: o.lease.permits,
+  };
+};
+
 describe("reentrant holds", () => {
-  it("counts holds of one owner up and down, freeing the lock at zero", () => {
+  it("counts one holder's holds up and down, each by its own leaseId in any order, freeing at zero", () => {
     const steps = run([
       [T0, re("a1")],
       [T0 + 1, re("a2")],
       [T0 + 2, re("b1", "bob")],
       [T0 + 3, { type: "release", leaseId: "a1" }],
       [T0 + 4, re("b2", "bob")],
-      [T0 + 5, { type: "release", leaseId: "a1" }],
+      [T0 + 5, { type: "release", leaseId: "a2" }],
       [T0 + 6, re("b3", "bob")],
     ]);
-    expect(steps[1]?.outcome).toMatchObject({
-      kind: "granted",
-      lease: { leaseId: "a1", token: 1, holdCount: 2 },
-    });
+    expect(seen(steps[1])).toMatchObject({ holdId: "a2", token: 1, holdCount: 2 });
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
+    // The outer hold goes first: the inner one still holds the lock, and still answers to its own id.
     expect(steps[3]?.outcome).toEqual({ kind: "released", holdCount: 1 });
     expect(steps[4]?.outcome).toMatchObject({ code: "lock_held" });
     expect(steps[5]?.outcome).toEqual({ kind: "released", holdCount: 0 });
@@ -156,7 +166,7 @@ describe("reentrant holds", () => {
       [T0 + 1, re("a2")],
       [T0 + 2, re("a2")],
     ]);
-    expect(steps[2]?.outcome).toMatchObject({ lease: { holdCount: 2 } });
+    expect(seen(steps[2])).toMatchObject({ holdId: "a2", holdCount: 2 });
   });
 
   it("treats a repeated leaseId without the opt-in as an idempotent retry", () => {
@@ -165,7 +175,7 @@ describe("reentrant holds", () => {
       [T0 + 1, acq("a1", { owner: "alice", waitMs: 0 })],
       [T0 + 2, acq("a2", { owner: "alice", waitMs: 0 })],
     ]);
-    expect(steps[1]?.outcome).toMatchObject({ lease: { holdCount: 1, token: 1 } });
+    expect(seen(steps[1])).toMatchObject({ holdId: "a1", holdCount: 1, token: 1 });
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
   });
 
@@ -179,7 +189,7 @@ describe("reentrant holds", () => {
     ]);
     expect(steps[1]?.outcome).toMatchObject({ code: "lock_held" });
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
-    expect(steps[2]?.state.holders).toMatchObject([{ leaseId: "a1", holdCount: 1, principal: KEY }]);
+    expect(steps[2]?.state.holders).toMatchObject([{ leaseId: "a1", holds: ["a1"], principal: KEY }]);
   });
 
   it("gives a reentrant acquire what it asks for or refuses it clearly", () => {
@@ -206,18 +216,18 @@ describe("reentrant holds", () => {
       "reentrant_mismatch",
       false,
     ]);
-    expect(semaphore[4]?.outcome).toMatchObject({ lease: { leaseId: "p1", holdCount: 2, permits: 1 } });
+    expect(seen(semaphore[4])).toMatchObject({ holdId: "p5", holdCount: 2, permits: 1 });
   });
 
   it("caps the holds of one lease", () => {
     const steps = run(
       Array.from({ length: MAX_HOLD_COUNT + 1 }, (_, i): [number, AcquireCommand] => [T0 + i, re(`h${i}`)]),
     );
-    expect(steps[MAX_HOLD_COUNT - 1]?.outcome).toMatchObject({ lease: { holdCount: MAX_HOLD_COUNT } });
+    expect(seen(steps[MAX_HOLD_COUNT - 1])).toMatchObject({ holdCount: MAX_HOLD_COUNT });
     expect(steps[MAX_HOLD_COUNT]?.outcome).toMatchObject({ code: "too_many_holds" });
   });
 
-  it("releases the hold of the leaseId a reentrant acquire was sent with, once", () => {
+  it("ends one hold per release of its leaseId, once; the others keep the lease and renew it", () => {
     const steps = run([
       [T0, re("a1")],
       [T0 + 1, re("a2")],
@@ -226,12 +236,18 @@ describe("reentrant holds", () => {
       [T0 + 4, { type: "release", leaseId: "a2" }],
       [T0 + 5, re("a2")],
       [T0 + 6, { type: "renew", leaseId: "a3", ttlMs: 5_000, mode: null }],
+      [T0 + 7, { type: "release", leaseId: "a1" }],
+      [T0 + 8, { type: "renew", leaseId: "a1", ttlMs: null, mode: null }],
     ]);
     expect(steps[3]?.outcome).toEqual({ kind: "released", holdCount: 2 });
     // A retried release of the same hold is answered, not counted again.
     expect(steps[4]?.outcome).toEqual({ kind: "released", holdCount: null });
     expect(steps[5]?.outcome).toMatchObject({ code: "lease_ended", reason: "released" });
-    expect(steps[6]?.outcome).toMatchObject({ lease: { leaseId: "a1", holdCount: 2 } });
+    expect(seen(steps[6])).toMatchObject({ holdId: "a3", holdCount: 2, token: 1 });
+    expect(steps[7]?.outcome).toEqual({ kind: "released", holdCount: 1 });
+    // The first hold's id is spent too, though the lease it named goes on under a3.
+    expect(steps[8]?.outcome).toMatchObject({ code: "not_held", reason: "released" });
+    expect(steps[8]?.state.holders).toMatchObject([{ leaseId: "a1", holds: ["a3"] }]);
   });
 
   it("treats a reentrant acquire with a queued waiter's leaseId as that waiter's re-poll", () => {
@@ -243,7 +259,7 @@ describe("reentrant holds", () => {
     ]);
     // The re-poll tried once and was told its place; it never became one of alice's holds.
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held", position: 1, leaseId: "w1" });
-    expect(steps[2]?.state.holders).toMatchObject([{ leaseId: "a1", holdCount: 1, aliases: [] }]);
+    expect(steps[2]?.state.holders).toMatchObject([{ leaseId: "a1", holds: ["a1"] }]);
     expect(steps[3]?.effects.granted).toHaveLength(0);
     expect(steps[3]?.state.queue).toMatchObject([{ leaseId: "w1" }]);
   });
@@ -254,7 +270,8 @@ describe("reentrant holds", () => {
       [T0 + 1, re("a2")],
       [T0 + 2_000, re("b1", "bob")],
     ]);
-    expect(steps[2]?.outcome).toMatchObject({ kind: "granted", lease: { token: 2, holdCount: 1 } });
+    expect(seen(steps[2])).toMatchObject({ token: 2, holdCount: 1 });
+    expect(steps[2]?.effects.ended.map((t) => t.leaseId).sort()).toEqual(["a1", "a2"]);
   });
 });
 
@@ -306,7 +323,7 @@ describe("reentrant edge cases found by the model test", () => {
       [T0, re("first")],
       [T0, re("second")],
       [T0 + 1, { type: "release", leaseId: "first" }],
-      [T0 + 2, { type: "release", leaseId: "first" }],
+      [T0 + 2, { type: "release", leaseId: "second" }],
       [T0 + 3, re("second")],
     ]);
     expect(steps[4]?.outcome).toMatchObject({ kind: "rejected", code: "lease_ended", reason: "released" });

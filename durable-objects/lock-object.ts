@@ -11,14 +11,17 @@ import type {
   AcquireOutcome,
   Busy,
   Command,
+  ForceReleaseCommand,
   Granted,
   LockSnapshot,
   LockState,
   OutcomeOf,
+  ReleaseCommand,
   ReleaseOutcome,
+  RenewCommand,
   RenewOutcome,
 } from "./lock-state.ts";
-import { nextDeadline, snapshot, transition, waitingAnswer } from "./lock-state.ts";
+import { holdCount, nextDeadline, snapshot, transition, waitingAnswer } from "./lock-state.ts";
 import { LockStore } from "./storage.ts";
 
 /**
@@ -40,8 +43,11 @@ export type RenewAnswer = Grant | Exclude<RenewOutcome, Granted>;
 export type ReleaseAnswer = ReleaseOutcome;
 export type ForceReleaseAnswer = OutcomeOf["forceRelease"];
 
-/** What the Worker sends to acquire: the command without its tag. */
+/** What callers send: each command without its tag. */
 export type AcquireInput = Omit<AcquireCommand, "type">;
+export type RenewInput = Omit<RenewCommand, "type">;
+export type ReleaseInput = Omit<ReleaseCommand, "type">;
+export type ForceReleaseInput = Omit<ForceReleaseCommand, "type">;
 
 interface Parked {
   resolve: (answer: AcquireAnswer) => void;
@@ -85,23 +91,23 @@ export class LockObject extends DurableObject<Env> {
     }
   }
 
-  renew(leaseId: string, ttlMs: number | null, mode: "shared" | "exclusive" | null): RenewAnswer {
+  renew(input: RenewInput): RenewAnswer {
     const now = Date.now();
-    const outcome = this.#apply({ type: "renew", leaseId, ttlMs, mode }, now);
+    const outcome = this.#apply({ type: "renew", ...input }, now);
     return outcome.kind === "granted" ? grant(outcome, now) : outcome;
   }
 
-  release(leaseId: string): ReleaseAnswer {
-    return this.#apply({ type: "release", leaseId }, Date.now());
+  release(input: ReleaseInput): ReleaseAnswer {
+    return this.#apply({ type: "release", ...input }, Date.now());
   }
 
   /** Ends every lease now; `by` (an admin key's name) is kept with each, for the holders to learn. */
-  forceRelease(by: string): ForceReleaseAnswer {
-    return this.#apply({ type: "forceRelease", by }, Date.now());
+  forceRelease(input: ForceReleaseInput): ForceReleaseAnswer {
+    return this.#apply({ type: "forceRelease", ...input }, Date.now());
   }
 
   /** The lock's state at this instant, with the page of holders whose tokens come after `after`. */
-  inspect(after = 0): LockSnapshot {
+  inspect({ after }: { after: number }): LockSnapshot {
     const now = Date.now();
     this.#apply({ type: "tick" }, now);
     return snapshot(this.#state, now, after);
@@ -148,10 +154,8 @@ export class LockObject extends DurableObject<Env> {
     this.#syncAlarm(now);
     for (const lease of step.effects.granted) {
       const parked = this.#parked.get(lease.leaseId);
-      this.#settle(
-        lease.leaseId,
-        grant({ kind: "granted", lease, limit: step.state.limit }, parked?.arrivedAt ?? now),
-      );
+      const granted: Granted = { kind: "granted", lease, holdId: lease.leaseId, limit: step.state.limit };
+      this.#settle(lease.leaseId, grant(granted, parked?.arrivedAt ?? now));
     }
     for (const leaseId of step.effects.cancelled) {
       this.#settle(leaseId, { kind: "rejected", code: "wait_cancelled" });
@@ -181,12 +185,12 @@ export class LockObject extends DurableObject<Env> {
   }
 }
 
-/** The holder's view of a granted lease, valid for `validForMs` from `arrivedAt`. */
-function grant({ lease: l, limit }: Granted, arrivedAt: number): Grant {
+/** The holder's view of a granted hold, valid for `validForMs` from `arrivedAt`. */
+function grant({ lease: l, holdId, limit }: Granted, arrivedAt: number): Grant {
   return {
     kind: "granted",
     lease: {
-      leaseId: l.leaseId,
+      leaseId: holdId,
       owner: l.owner,
       token: l.token,
       ttlMs: l.ttlMs,
@@ -194,7 +198,7 @@ function grant({ lease: l, limit }: Granted, arrivedAt: number): Grant {
       validForMs: Math.max(0, l.expiresAt - arrivedAt),
       mode: l.mode,
       permits: l.permits,
-      holdCount: l.holdCount,
+      holdCount: holdCount(l),
       limit,
     },
   };

@@ -127,8 +127,8 @@ interface ModelLease {
   mode: LockMode;
   ttlMs: number;
   expiresAt: number;
-  /** One alias per hold beyond the first, in the order the holds were taken. */
-  aliases: string[];
+  /** The leaseIds of its holds, in the order they were taken. */
+  holds: string[];
 }
 
 interface ModelWaiter {
@@ -174,7 +174,7 @@ class Model {
 
   end(l: ModelLease, reason: EndReason, now: number, by: string | null = null): void {
     this.holders = this.holders.filter((h) => h !== l);
-    for (const id of [l.leaseId, ...l.aliases]) this.markEnded(id, reason, by);
+    for (const id of l.holds) this.markEnded(id, reason, by);
     if (reason !== "released" && l.lockDelayMs > 0) {
       const from = reason === "expired" ? l.expiresAt : now;
       this.delayUntil = Math.max(this.delayUntil, from + l.lockDelayMs);
@@ -188,7 +188,7 @@ class Model {
   }
 
   holderOf(id: string): ModelLease | undefined {
-    return this.holders.find((l) => l.leaseId === id || l.aliases.includes(id));
+    return this.holders.find((l) => l.holds.includes(id));
   }
 
   blocking(w: ModelWaiter, now: number): boolean {
@@ -226,7 +226,7 @@ class Model {
       mode: req.mode,
       ttlMs: req.ttlMs,
       expiresAt: now + req.ttlMs,
-      aliases: [],
+      holds: [req.leaseId],
     };
     this.holders.push(lease);
     this.tokens.set(lease.token, lease.leaseId);
@@ -274,7 +274,7 @@ class Model {
     const mine = this.grantedNow.findIndex((l) => l.leaseId === cmd.leaseId);
     if (mine !== -1) this.grantedNow.splice(mine, 1);
     const held = this.holderOf(cmd.leaseId);
-    if (held !== undefined) return granted(held);
+    if (held !== undefined) return granted(held, cmd.leaseId);
     const w = this.queue.find((q) => q.leaseId === cmd.leaseId) as ModelWaiter;
     if (cmd.waitMs === 0) return this.busy(w, now, cmd.leaseId);
     return { kind: "queued", leaseId: cmd.leaseId };
@@ -305,15 +305,15 @@ class Model {
         if (own.mode !== cmd.mode || own.permits !== cmd.permits) {
           return { kind: "rejected", code: "reentrant_mismatch", mode: own.mode, permits: own.permits };
         }
-        if (own.aliases.length + 1 >= MAX_HOLD_COUNT) return { kind: "rejected", code: "too_many_holds" };
-        own.aliases.push(cmd.leaseId);
+        if (own.holds.length >= MAX_HOLD_COUNT) return { kind: "rejected", code: "too_many_holds" };
+        own.holds.push(cmd.leaseId);
         own.ttlMs = cmd.ttlMs;
         own.expiresAt = Math.max(own.expiresAt, now + cmd.ttlMs);
-        return granted(own);
+        return granted(own, cmd.leaseId);
       }
     }
     if (!this.queue.some((w) => this.blocking(w, now)) && this.open(now) && this.fits(cmd)) {
-      return granted(this.addLease(cmd, now));
+      return granted(this.addLease(cmd, now), cmd.leaseId);
     }
     if (cmd.waitMs === 0) return this.busy(cmd, now, null);
     this.queue.push({ ...cmd, ...this.times(cmd, now) });
@@ -330,21 +330,20 @@ class Model {
     lease.ttlMs = ttlMs ?? lease.ttlMs;
     lease.expiresAt = now + lease.ttlMs;
     lease.mode = mode ?? lease.mode;
-    return granted(lease);
+    return granted(lease, leaseId);
   }
 
   release(leaseId: string, now: number): Expected {
     const lease = this.holderOf(leaseId);
     if (lease !== undefined) {
-      if (lease.aliases.length === 0) {
+      if (lease.holds.length === 1) {
         this.end(lease, "released", now);
         return { kind: "released", holdCount: 0 };
       }
-      // By the lease's own id: the latest hold ends; by an alias: that hold.
-      const alias = leaseId === lease.leaseId ? (lease.aliases.at(-1) as string) : leaseId;
-      lease.aliases = lease.aliases.filter((a) => a !== alias);
-      this.markEnded(alias, "released");
-      return { kind: "released", holdCount: lease.aliases.length + 1 };
+      // The hold this id names ends, in whatever order the holds are given back.
+      lease.holds = lease.holds.filter((h) => h !== leaseId);
+      this.markEnded(leaseId, "released");
+      return { kind: "released", holdCount: lease.holds.length };
     }
     if (this.queue.some((w) => w.leaseId === leaseId)) {
       this.queue = this.queue.filter((w) => w.leaseId !== leaseId);
@@ -361,12 +360,12 @@ class Model {
 /** What the model expects of an outcome: the fields it can predict. */
 type Expected = Record<string, unknown> & { kind: Outcome["kind"] };
 
-function granted(l: ModelLease): Expected {
+function granted(l: ModelLease, holdId: string): Expected {
   return {
     kind: "granted",
-    leaseId: l.leaseId,
+    leaseId: holdId,
     token: l.token,
-    holdCount: l.aliases.length + 1,
+    holdCount: l.holds.length,
     expiresAt: l.expiresAt,
     mode: l.mode,
     permits: l.permits,
@@ -380,9 +379,9 @@ function observed(o: Outcome): Expected {
       const l = o.lease;
       return {
         kind: "granted",
-        leaseId: l.leaseId,
+        leaseId: o.holdId,
         token: l.token,
-        holdCount: l.holdCount,
+        holdCount: l.holds.length,
         expiresAt: l.expiresAt,
         mode: l.mode,
         permits: l.permits,
@@ -551,7 +550,8 @@ function checkState(run: Run, s: LockState): void {
     expect(l.expiresAt).toBeGreaterThan(now);
     expect(l.token).toBeLessThanOrEqual(s.lastToken);
     expect(model.tokens.get(l.token)).toBe(l.leaseId);
-    expect(l.aliases).toHaveLength(l.holdCount - 1);
+    expect(l.holds.length).toBeGreaterThan(0);
+    expect(new Set(l.holds).size).toBe(l.holds.length);
   }
   // Queue order is arrival order.
   for (let i = 1; i < s.queue.length; i++) {
@@ -574,8 +574,8 @@ function checkState(run: Run, s: LockState): void {
   // Agreement with the model.
   expect(s.lastToken).toBe(model.lastToken);
   expect(s.limit).toBe(model.limit);
-  const show = (l: { leaseId: string; token: number; holdCount?: number; aliases: readonly string[] }) =>
-    `${l.leaseId}#${l.token}[${l.aliases.join(",")}]`;
+  const show = (l: { leaseId: string; token: number; holds: readonly string[] }) =>
+    `${l.leaseId}#${l.token}[${l.holds.join(",")}]`;
   expect(s.holders.map(show).sort()).toEqual(model.holders.map(show).sort());
   expect(s.queue.map((w) => w.leaseId)).toEqual(model.queue.map((w) => w.leaseId));
   if (s.delayUntil > now) expect(s.delayUntil).toBe(model.delayUntil);

@@ -8,6 +8,7 @@
 import {
   HOLDERS_PAGE_SIZE,
   type HolderView,
+  type LockKind,
   type LockMode,
   MAX_HOLD_COUNT,
   MAX_HOLDERS_IN_PROBLEM,
@@ -37,13 +38,19 @@ export interface LeaseRecord {
   readonly grantedAt: number;
   readonly mode: LockMode;
   readonly permits: number;
-  readonly holdCount: number;
   readonly lockDelayMs: number;
   /**
-   * The other leaseIds reentrant acquires arrived with, one per hold beyond the first (so always
-   * `holdCount - 1` of them): a retry of one is answered, not counted again; a release by one ends its hold.
+   * The leaseIds of the holds this lease counts, in the order they were taken: the first acquire's, then one
+   * per reentrant acquire. Each is its hold's handle: a retry with it is answered, not counted again; a
+   * renew with it renews the lease; a release with it ends that hold only, in any order. The lease ends
+   * when its last hold does. `leaseId` above stays the record's name even after its own hold ended.
    */
-  readonly aliases: readonly string[];
+  readonly holds: readonly string[];
+}
+
+/** Holds a lease counts (reentrant acquires); 1 for any other lease. */
+export function holdCount(l: LeaseRecord): number {
+  return l.holds.length;
 }
 
 export interface Waiter {
@@ -166,6 +173,8 @@ export type Command =
 export interface Granted {
   readonly kind: "granted";
   readonly lease: LeaseRecord;
+  /** The hold this answer is for: the leaseId its acquire (or renew) was sent with. */
+  readonly holdId: string;
   readonly limit: number;
 }
 
@@ -218,7 +227,7 @@ export type RenewOutcome =
   | { readonly kind: "rejected"; readonly code: "upgrade_not_supported" };
 
 export type ReleaseOutcome =
-  /** `holdCount` left on a reentrant lease; null for a retried release, whose first answer had it. */
+  /** Holds left on a reentrant lease; null for a retried release, whose first answer had it. */
   { readonly kind: "released"; readonly holdCount: number | null } | { readonly kind: "cancelled" } | NotHeld;
 
 export type ForceReleaseOutcome = { readonly kind: "forced"; readonly count: number };
@@ -382,14 +391,14 @@ export function holderView(l: LeaseRecord): HolderView {
     expiresAt: l.expiresAt,
     mode: l.mode,
     permits: l.permits,
-    holdCount: l.holdCount,
+    holdCount: holdCount(l),
   };
 }
 
 /** What an inspection shows of a lock at `now` (after a tick): public views only. */
 export interface LockSnapshot {
   /** A semaphore by its limit; a read-write lock while shared leases are held; else a mutex. */
-  readonly kind: "mutex" | "rwlock" | "semaphore";
+  readonly kind: LockKind;
   readonly limit: number;
   readonly lastToken: number;
   /** Waiters waiting now (live or reserved); kept places of waiters that gave up are not counted. */
@@ -453,7 +462,7 @@ function acquire(state: LockState, cmd: AcquireCommand, log: StepLog): [LockStat
     const lease = newLease(s, cmd, now);
     return [
       { ...s, lastToken: lease.token, holders: [...s.holders, lease] },
-      { kind: "granted", lease, limit: s.limit },
+      { kind: "granted", lease, holdId: lease.leaseId, limit: s.limit },
     ];
   }
   if (cmd.waitMs === 0) return [s, busy(s, cmd, now, null)];
@@ -488,7 +497,7 @@ function settleAcquire(s: LockState, cmd: AcquireCommand, log: StepLog): [LockSt
   const mine = log.granted.findIndex((l) => l.leaseId === cmd.leaseId);
   if (mine !== -1) log.granted.splice(mine, 1);
   const held = findHolder(s, cmd.leaseId);
-  if (held !== undefined) return [s, { kind: "granted", lease: held, limit: s.limit }];
+  if (held !== undefined) return [s, { kind: "granted", lease: held, holdId: cmd.leaseId, limit: s.limit }];
   const waiter = s.queue.find((w) => w.leaseId === cmd.leaseId) as Waiter;
   if (cmd.waitMs === 0) return [s, waitingAnswer(s, cmd.leaseId, log.now)];
   return [s, { kind: "queued", leaseId: waiter.leaseId, waitUntil: waiter.waitUntil }];
@@ -523,17 +532,16 @@ function reenter(
   if (own.mode !== cmd.mode || own.permits !== cmd.permits) {
     return [s, { kind: "rejected", code: "reentrant_mismatch", mode: own.mode, permits: own.permits }];
   }
-  if (own.holdCount >= MAX_HOLD_COUNT) {
-    return [s, { kind: "rejected", code: "too_many_holds", holdCount: own.holdCount }];
+  if (holdCount(own) >= MAX_HOLD_COUNT) {
+    return [s, { kind: "rejected", code: "too_many_holds", holdCount: holdCount(own) }];
   }
   const lease: LeaseRecord = {
     ...own,
-    holdCount: own.holdCount + 1,
     ttlMs: cmd.ttlMs,
     expiresAt: Math.max(own.expiresAt, now + cmd.ttlMs),
-    aliases: [...own.aliases, cmd.leaseId],
+    holds: [...own.holds, cmd.leaseId],
   };
-  return [replaceHolder(s, own, lease), { kind: "granted", lease, limit: s.limit }];
+  return [replaceHolder(s, own, lease), { kind: "granted", lease, holdId: cmd.leaseId, limit: s.limit }];
 }
 
 /** Frees a place in a full queue by dropping the oldest kept place of a waiter that gave up; null if none. */
@@ -556,24 +564,22 @@ function renew(s: LockState, cmd: RenewCommand, log: StepLog): [LockState, Renew
     expiresAt: log.now + ttl,
     mode: cmd.mode ?? lease.mode,
   };
-  return [replaceHolder(s, lease, renewed), { kind: "granted", lease: renewed, limit: s.limit }];
+  return [
+    replaceHolder(s, lease, renewed),
+    { kind: "granted", lease: renewed, holdId: cmd.leaseId, limit: s.limit },
+  ];
 }
 
 function release(s: LockState, leaseId: string, log: StepLog): [LockState, ReleaseOutcome] {
   const lease = findHolder(s, leaseId);
   if (lease !== undefined) {
-    if (lease.holdCount === 1) {
+    if (holdCount(lease) === 1) {
       return [endHolders(s, [lease], "released", log), { kind: "released", holdCount: 0 }];
     }
-    // One hold ends: the alias released by id, or (by the lease's own id) the latest one.
-    const alias = leaseId === lease.leaseId ? (lease.aliases.at(-1) as string) : leaseId;
-    log.end(alias, "released");
-    const kept: LeaseRecord = {
-      ...lease,
-      holdCount: lease.holdCount - 1,
-      aliases: lease.aliases.filter((a) => a !== alias),
-    };
-    return [replaceHolder(s, lease, kept), { kind: "released", holdCount: kept.holdCount }];
+    // One hold ends, the one this id names, whatever order the holds are given back in.
+    log.end(leaseId, "released");
+    const kept: LeaseRecord = { ...lease, holds: lease.holds.filter((h) => h !== leaseId) };
+    return [replaceHolder(s, lease, kept), { kind: "released", holdCount: holdCount(kept) }];
   }
   if (s.queue.some((w) => w.leaseId === leaseId)) {
     log.cancelled.push(leaseId);
@@ -596,7 +602,7 @@ function notHeld(s: LockState, leaseId: string, log: StepLog): NotHeld {
 }
 
 function findHolder(s: LockState, leaseId: string): LeaseRecord | undefined {
-  return s.holders.find((l) => l.leaseId === leaseId || l.aliases.includes(leaseId));
+  return s.holders.find((l) => l.holds.includes(leaseId));
 }
 
 /**
@@ -656,9 +662,8 @@ function newLease(
     grantedAt: now,
     mode: req.mode,
     permits: req.permits,
-    holdCount: 1,
     lockDelayMs: req.lockDelayMs,
-    aliases: [],
+    holds: [req.leaseId],
   };
 }
 
@@ -673,9 +678,8 @@ function endHolders(
   const gone = new Set(ended);
   let delayUntil = s.delayUntil;
   for (const l of ended) {
-    // A reentrant lease's aliases are lease ids too: each is single-use, and a retry of one must not start
-    // a fresh lease.
-    for (const id of [l.leaseId, ...l.aliases]) log.end(id, reason, by);
+    // Each hold's leaseId is single-use: a retry of any of them must not start a fresh lease.
+    for (const id of l.holds) log.end(id, reason, by);
     // A lost holder may still be running: keep the lock closed for its lock-delay. A release frees at once.
     if (reason !== "released" && l.lockDelayMs > 0) {
       const endedAt = reason === "expired" ? l.expiresAt : log.now;

@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS lease (
   lock_delay_ms INTEGER NOT NULL,
   aliases TEXT NOT NULL,
   principal TEXT NOT NULL DEFAULT '',
-  holder_key TEXT
+  holder_key TEXT,
+  holds TEXT
 );
 CREATE TABLE IF NOT EXISTS waiter (
   lease_id TEXT PRIMARY KEY,
@@ -62,6 +63,7 @@ const ADDED_COLUMNS: [table: string, column: string, definition: string][] = [
   ["tombstone", "ended_by", "TEXT"],
   ["lease", "principal", "TEXT NOT NULL DEFAULT ''"],
   ["lease", "holder_key", "TEXT"],
+  ["lease", "holds", "TEXT"],
   ["waiter", "principal", "TEXT NOT NULL DEFAULT ''"],
   ["waiter", "holder_key", "TEXT"],
   ["waiter", "reserve_until", "INTEGER NOT NULL DEFAULT 0"],
@@ -148,8 +150,8 @@ export class LockStore implements History {
     syncRows(sql, "lease", before.holders, after.holders, (l) =>
       sql.exec(
         `INSERT OR REPLACE INTO lease (lease_id, owner, principal, holder_key, token, ttl_ms, expires_at,
-         granted_at, mode, permits, hold_count, reentrant, lock_delay_ms, aliases)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         granted_at, mode, permits, hold_count, reentrant, lock_delay_ms, aliases, holds)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         l.leaseId,
         l.owner,
         l.principal,
@@ -160,10 +162,11 @@ export class LockStore implements History {
         l.grantedAt,
         l.mode,
         l.permits,
-        l.holdCount,
+        l.holds.length,
         l.holderKey === null ? 0 : 1,
         l.lockDelayMs,
-        l.aliases.join(","),
+        "",
+        l.holds.join(","),
       ),
     );
     syncRows(sql, "waiter", before.queue, after.queue, (w) =>
@@ -247,14 +250,19 @@ function toLease(r: Row): LeaseRecord {
     grantedAt: Number(r.granted_at),
     mode: String(r.mode) as LockMode,
     permits: Number(r.permits),
-    holdCount: Number(r.hold_count),
     lockDelayMs: Number(r.lock_delay_ms),
-    // Lease ids have no commas; rows written before this codec hold a JSON array of them.
-    aliases: String(r.aliases)
-      .replace(/[[\]"]/g, "")
-      .split(",")
-      .filter(Boolean),
+    holds: toHolds(r),
   };
+}
+
+/** Lease ids have no commas. Rows from before `holds` have the first id and a JSON array of the others. */
+function toHolds(r: Row): string[] {
+  if (r.holds !== null && r.holds !== undefined) return String(r.holds).split(",").filter(Boolean);
+  const others = String(r.aliases)
+    .replace(/[[\]"]/g, "")
+    .split(",")
+    .filter(Boolean);
+  return [String(r.lease_id), ...others];
 }
 
 function toWaiter(r: Row): Waiter {

@@ -1,7 +1,7 @@
 /**
  * What a client that lies, shares a label or floods can and cannot do, through the real Worker and lock
  * object with authentication on: reentrancy belongs to its holder, reentrant acquires get what they ask for,
- * aliases release their holds, answers stay small, bodies are cut off at the limit, reads write nothing,
+ * each hold has its own leaseId, answers stay small, bodies are cut off at the limit, reads write nothing,
  * ended lease ids stay ended under any traffic, and owner labels render as what they are.
  */
 import { runInDurableObject } from "cloudflare:test";
@@ -27,6 +27,26 @@ async function post(name: string, action: string, key: KeyName, body: Record<str
 const alice = { ttlMs: 60_000, owner: "alice", reentrant: true, holderKey: "alice-process-0001" };
 
 describe("reentrancy belongs to its holder", () => {
+  it("gives each hold its own leaseId, released in any order", async () => {
+    const name = lockName("billing:");
+    const outer = await post(name, "acquire", "billingWrite", alice);
+    const inner = await post(name, "acquire", "billingWrite", alice);
+    expect(inner.body).toMatchObject({ token: outer.body.token, holdCount: 2 });
+    expect(inner.body.leaseId).not.toBe(outer.body.leaseId);
+    // The outer hold is given back first; the inner one still holds, and still answers to its own id.
+    expect((await post(name, "release", "billingWrite", { leaseId: outer.body.leaseId })).body).toEqual({
+      released: true,
+      holdCount: 1,
+    });
+    expect((await post(name, "renew", "billingWrite", { leaseId: inner.body.leaseId })).status).toBe(200);
+    expect((await post(name, "release", "billingWrite", { leaseId: inner.body.leaseId })).body).toEqual({
+      released: true,
+      holdCount: 0,
+    });
+    const view = await (await call(path(name), { key: "billingRead" })).json();
+    expect(view).toMatchObject({ held: false, holderCount: 0 });
+  });
+
   it("refuses another key that sends the holder's owner label and even its holderKey", async () => {
     const name = lockName("billing:");
     const held = await post(name, "acquire", "billingWrite", alice);
@@ -45,7 +65,7 @@ describe("reentrancy belongs to its holder", () => {
     expect(await view.json()).toMatchObject({ holderCount: 1, holders: [{ owner: "alice", holdCount: 1 }] });
     // The holder itself re-enters.
     expect((await post(name, "acquire", "billingWrite", alice)).body).toMatchObject({
-      leaseId: held.body.leaseId,
+      token: held.body.token,
       holdCount: 2,
     });
   });
@@ -73,7 +93,7 @@ describe("reentrancy belongs to its holder", () => {
     const first = await post(name, "acquire", "billingWrite", alice);
     const aliasId = leaseId("alias");
     const second = await post(name, "acquire", "billingWrite", { ...alice, leaseId: aliasId });
-    expect(second.body).toMatchObject({ leaseId: first.body.leaseId, holdCount: 2 });
+    expect(second.body).toMatchObject({ leaseId: aliasId, token: first.body.token, holdCount: 2 });
     // The client whose answer was lost abandons by the id it sent: that hold ends, and only that one.
     expect((await post(name, "release", "billingWrite", { leaseId: aliasId })).body).toEqual({
       released: true,
