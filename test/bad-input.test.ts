@@ -116,8 +116,8 @@ describe("bad input", () => {
   it.each([
     ["GET", acquirePath, "POST"],
     ["PUT", renewPath, "POST"],
-    ["DELETE", `/v1/locks/${name}`, "GET"],
-    ["POST", "/healthz", "GET"],
+    ["DELETE", `/v1/locks/${name}`, "GET, HEAD"],
+    ["POST", "/healthz", "GET, HEAD"],
   ])("answers %s %s with 405 and Allow", async (method, path, allow) => {
     const r = await raw(method, path);
     expect(r).toMatchObject({

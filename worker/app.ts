@@ -1,29 +1,39 @@
 /**
- * The HTTP API v1 as Hono routes: authenticate and scope-check (auth.ts), check the body, call the lock
- * object over RPC, and map its outcome to a response. No lock rules live here; see
- * durable-objects/lock-state.ts. Handlers take the lock name only from `c.var.lockName`, which auth set
- * after its scope check.
+ * The HTTP API v1: the routes of routes.ts, each registered with its handler (call the lock object over
+ * RPC, map its answer with answers.ts), plus what every answer shares: the auth-off marker, CORS, no-store,
+ * 405 for a known path with another method, and problem+json for every error. No lock rules live here.
+ * Handlers take the lock name only from `c.var.lockName`, which auth set after its scope check.
  */
-import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import type { z } from "zod";
-import type { Lease, LockView } from "../client/src/protocol.ts";
-import { MAX_BODY_BYTES } from "../client/src/protocol.ts";
-import type {
-  AcquireAnswer,
-  Grant,
-  LockObject,
-  ReleaseAnswer,
-  RenewAnswer,
-} from "../durable-objects/lock-object.ts";
-import { auth, markInsecure } from "./auth.ts";
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import type { LockView } from "../client/src/protocol.ts";
+import type { LockObject } from "../durable-objects/lock-object.ts";
+import { leaseOf, lockFailure, problemOf, releasedOf } from "./answers.ts";
+import { markInsecure } from "./auth.ts";
 import { cors } from "./cors.ts";
-import { type ForceReleaseResult, openApiDocument } from "./openapi.ts";
+import { ALL_LOCKS, ROLES } from "./keys.ts";
 import { ProblemError, problem } from "./problem.ts";
-import { acquireSchema, describeIssue, releaseSchema, renewSchema } from "./schemas.ts";
+import {
+  acquireRoute,
+  forceReleaseRoute,
+  healthRoute,
+  inspectRoute,
+  releaseRoute,
+  renewRoute,
+} from "./routes.ts";
+import { describeIssue } from "./schemas.ts";
 import type { AppEnv } from "./settings.ts";
 
-export const app = new Hono<AppEnv>();
+export const app = new OpenAPIHono<AppEnv>({
+  // Every failed check of a body, a query or a path becomes the problem of its first field at fault.
+  defaultHook: (result) => {
+    if (!result.success) {
+      const { code, detail } = describeIssue(result.error, "data" in result ? result.data : undefined);
+      throw new ProblemError(code, detail);
+    }
+  },
+});
 
 app.use(markInsecure());
 app.use(cors());
@@ -33,15 +43,22 @@ app.use("/v1/*", async function noStore(c, next) {
   c.header("cache-control", "no-store");
   c.header("x-content-type-options", "nosniff");
 });
+app.use(
+  methodNotAllowed({
+    app,
+    onMethodNotAllowed: (c, methods) =>
+      problem("method_not_allowed", `${c.req.method} is not allowed here; use ${methods.join(", ")}`, {
+        headers: { allow: methods.join(", ") },
+      }),
+  }),
+);
 
-app.get("/healthz", (c) => c.json({ ok: true }));
+app.openapi(healthRoute, (c) => c.json({ ok: true as const }, 200));
 
-app.get("/openapi.json", (c) => c.json(openApiDocument()));
-
-app.post("/v1/locks/:name/acquire", auth({ permission: "lock" }), async (c) => {
+app.openapi(acquireRoute, async (c) => {
   const name = c.var.lockName;
-  const body = await readBody(c, acquireSchema);
-  const outcome = await callLock(c, name, (lock) =>
+  const body = c.req.valid("json");
+  const answer = await callLock(c, name, (lock) =>
     lock.acquire({
       leaseId: body.leaseId ?? newLeaseId(),
       owner: body.owner ?? null,
@@ -56,39 +73,41 @@ app.post("/v1/locks/:name/acquire", auth({ permission: "lock" }), async (c) => {
       lockDelayMs: body.lockDelayMs,
     }),
   );
-  return answer(name, outcome);
+  if (answer.kind === "rejected") throw problemOf(answer);
+  return c.json(leaseOf(name, answer), 200);
 });
 
-app.post("/v1/locks/:name/renew", auth({ permission: "lock" }), async (c) => {
+app.openapi(renewRoute, async (c) => {
   const name = c.var.lockName;
-  const body = await readBody(c, renewSchema);
-  const outcome = await callLock(c, name, (lock) =>
-    lock.renew(body.leaseId, body.ttlMs ?? null, body.mode ?? null),
+  const { leaseId, ttlMs, mode } = c.req.valid("json");
+  const answer = await callLock(c, name, (lock) =>
+    lock.renew({ leaseId, ttlMs: ttlMs ?? null, mode: mode ?? null }),
   );
-  return answer(name, outcome);
+  if (answer.kind === "rejected") throw problemOf(answer);
+  return c.json(leaseOf(name, answer), 200);
 });
 
-app.post("/v1/locks/:name/release", auth({ permission: "lock" }), async (c) => {
+app.openapi(releaseRoute, async (c) => {
   const name = c.var.lockName;
-  const body = await readBody(c, releaseSchema);
-  const outcome = await callLock(c, name, (lock) => lock.release(body.leaseId));
-  return answer(name, outcome);
+  const { leaseId } = c.req.valid("json");
+  const answer = await callLock(c, name, (lock) => lock.release({ leaseId }));
+  if (answer.kind === "rejected") throw problemOf(answer);
+  return c.json(releasedOf(answer), 200);
 });
 
-app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (c) => {
+app.openapi(forceReleaseRoute, async (c) => {
   const name = c.var.lockName;
   const by = c.var.principal.name;
-  const outcome = await callLock(c, name, (lock) => lock.forceRelease(by));
+  const { count } = await callLock(c, name, (lock) => lock.forceRelease({ by }));
   // The audit record: who ended which leases. The lock object also keeps `by` with each ended lease.
-  console.log(JSON.stringify({ event: "force-release", lock: name, by, count: outcome.count }));
-  const result: ForceReleaseResult = { name, forced: true, count: outcome.count, by };
-  return Response.json(result);
+  console.log(JSON.stringify({ event: "force-release", lock: name, by, count }));
+  return c.json({ name, forced: true as const, count, by }, 200);
 });
 
-app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
+app.openapi(inspectRoute, async (c) => {
   const name = c.var.lockName;
-  const after = readAfter(c.req.query("after"));
-  const snap = await callLock(c, name, (lock) => lock.inspect(after));
+  const { after } = c.req.valid("query");
+  const snap = await callLock(c, name, (lock) => lock.inspect({ after: after ?? 0 }));
   const view: LockView = {
     name,
     held: snap.holderCount > 0,
@@ -102,24 +121,30 @@ app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
     permitsInUse: snap.permitsInUse,
     lockDelayUntil: snap.delayUntil,
   };
-  return Response.json(view);
+  return c.json(view, 200);
 });
 
-const ROUTES: [RegExp, string][] = [
-  [/^\/v1\/locks\/[^/]+\/(acquire|renew|release|force-release)$/, "POST"],
-  [/^\/v1\/locks\/[^/]+$/, "GET"],
-  [/^\/(healthz|openapi\.json)$/, "GET"],
-];
-
-app.notFound((c) => {
-  const allowed = ROUTES.find(([re]) => re.test(c.req.path))?.[1];
-  if (allowed !== undefined) {
-    return problem("method_not_allowed", `${c.req.method} is not allowed here; use ${allowed}`, {
-      headers: { allow: allowed },
-    });
-  }
-  return problem("not_found", `no route for ${c.req.method} ${c.req.path}`);
+app.doc31("/openapi.json", {
+  openapi: "3.1.0",
+  info: {
+    title: "edgelock",
+    version: "1",
+    description:
+      "A lock service on Cloudflare Durable Objects: leases, fencing tokens, FIFO waiting. " +
+      "Every error is an RFC 9457 application/problem+json body with a stable `code` " +
+      "(see `x-error-codes` and docs/api.md). Keys are scoped to lock-name prefixes " +
+      `("${ALL_LOCKS}" for all) and have a role: ${ROLES.join(" < ")}.`,
+  },
+  security: [{ bearerAuth: [] }],
 });
+app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
+  type: "http",
+  scheme: "bearer",
+  description:
+    "An edgelock API key: `Authorization: Bearer <key>`. The server stores only its SHA-256 (docs/security.md).",
+});
+
+app.notFound((c) => problem("not_found", `no route for ${c.req.method} ${c.req.path}`));
 
 app.onError((err, c) => {
   if (err instanceof ProblemError) return err.getResponse();
@@ -128,48 +153,6 @@ app.onError((err, c) => {
     "internal",
     "the server failed to handle this request; it changed nothing it could not keep",
   );
-});
-
-async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Promise<z.output<S>> {
-  const type = c.req.header("content-type") ?? "";
-  if (!/^application\/json\s*(;|$)/i.test(type)) {
-    throw new ProblemError(
-      "unsupported_media_type",
-      "send the body as JSON with content-type: application/json",
-    );
-  }
-  // Stops reading at the limit, whether or not the request declares its length.
-  await limitBody(c, async () => {});
-  const text = await c.req.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new ProblemError("malformed_json", "the request body is not valid JSON");
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const { code, detail } = describeIssue(parsed.error, json);
-    throw new ProblemError(code, detail);
-  }
-  return parsed.data;
-}
-
-/** `?after=`: the token after which the page of holders starts (a previous answer's `nextAfter`). */
-function readAfter(raw: string | undefined): number {
-  if (raw === undefined) return 0;
-  const after = /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(after)) {
-    throw new ProblemError("invalid_query", "after must be a token: a non-negative integer (a nextAfter)");
-  }
-  return after;
-}
-
-const limitBody = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: () => {
-    throw new ProblemError("body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
-  },
 });
 
 /**
@@ -195,110 +178,6 @@ async function callLock<T>(
   }
 }
 
-/**
- * What a failed call to a lock object means for the client. An error thrown by the object's own code
- * (`remote`, not `retryable`) is a bug: a 500, logged, never to be retried blindly. Anything else (a
- * reset by a deploy or eviction, an overloaded or unreachable object) is a retryable 503. Either way the
- * lock is unchanged: a failed step's transaction rolls back and its state is never adopted.
- */
-export function lockFailure(name: string, err: unknown): Error {
-  const e = typeof err === "object" && err !== null ? (err as { remote?: unknown; retryable?: unknown }) : {};
-  if (e.remote === true && e.retryable !== true) return err instanceof Error ? err : new Error(String(err));
-  console.warn(`lock object ${name} unavailable:`, err);
-  return new ProblemError(
-    "unavailable",
-    "the lock object restarted or is busy; retry, re-polling with the same leaseId keeps a waiter's place",
-    { extra: { retryAfterMs: 100 }, headers: { "retry-after": "1" } },
-  );
-}
-
-function answer(name: string, outcome: AcquireAnswer | RenewAnswer | ReleaseAnswer): Response {
-  switch (outcome.kind) {
-    case "granted":
-      return Response.json(leaseView(name, outcome));
-    case "released":
-      return Response.json(
-        outcome.holdCount === null ? { released: true } : { released: true, holdCount: outcome.holdCount },
-      );
-    case "cancelled":
-      return Response.json({ released: false, cancelled: true });
-    case "rejected":
-      return rejection(outcome);
-    default:
-      return assertNever(outcome);
-  }
-}
-
-function rejection(r: Extract<AcquireAnswer | RenewAnswer | ReleaseAnswer, { kind: "rejected" }>): Response {
-  switch (r.code) {
-    case "lock_held":
-    case "lock_delay":
-    case "waiters_ahead": {
-      const detail =
-        r.position !== null
-          ? `still queued at position ${r.position}; re-poll with leaseId ${r.leaseId} to keep the place`
-          : r.code === "lock_delay"
-            ? "the lock's last holder was lost; it stays closed for its lock-delay"
-            : r.code === "lock_held"
-              ? "the lock is held; retry after retryAfterMs, or wait with waitMs"
-              : "earlier requests are waiting for this lock; retry after retryAfterMs, or wait with waitMs";
-      return problem(r.code, detail, {
-        extra: {
-          retryAfterMs: r.retryAfterMs,
-          holders: r.holders,
-          holderCount: r.holderCount,
-          ...(r.position === null ? {} : { position: r.position, leaseId: r.leaseId }),
-        },
-        headers: { "retry-after": String(Math.ceil(r.retryAfterMs / 1000)) },
-      });
-    }
-    case "not_held":
-      return problem("not_held", `this leaseId does not hold the lock (${r.reason})`, {
-        extra: r.by === null ? { reason: r.reason } : { reason: r.reason, by: r.by },
-      });
-    case "lease_ended":
-      return problem("lease_ended", `this leaseId was already used and ended (${r.reason}); use a new one`, {
-        extra: { reason: r.reason },
-      });
-    case "limit_mismatch":
-      return problem("limit_mismatch", `the lock is in use with limit ${r.limit}`, {
-        extra: { limit: r.limit },
-      });
-    case "reentrant_mismatch":
-      return problem(
-        "reentrant_mismatch",
-        `this holder's lease is ${r.mode} with ${r.permits} permit(s); a reentrant acquire must ask for the same`,
-        { extra: { mode: r.mode, permits: r.permits } },
-      );
-    case "too_many_holds":
-      return problem("too_many_holds", `a lease may count at most ${r.holdCount} reentrant holds`, {
-        extra: { holdCount: r.holdCount },
-      });
-    case "upgrade_not_supported":
-      return problem(
-        "upgrade_not_supported",
-        "a shared lease cannot become exclusive (two upgraders would deadlock); release and acquire exclusive",
-      );
-    case "too_many_waiters":
-      return problem("too_many_waiters", "this lock's queue is full; retry later", {
-        extra: { retryAfterMs: r.retryAfterMs },
-        headers: { "retry-after": String(Math.ceil(r.retryAfterMs / 1000)) },
-      });
-    case "wait_cancelled":
-      return problem("wait_cancelled", "this wait was cancelled by a release of its leaseId");
-    default:
-      return assertNever(r);
-  }
-}
-
-function leaseView(name: string, { lease }: Grant): Lease {
-  return { name, ...lease };
-}
-
 function newLeaseId(): string {
   return crypto.randomUUID().replaceAll("-", "");
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled ${JSON.stringify(x)}`);
 }

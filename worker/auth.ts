@@ -5,6 +5,7 @@
  * the checked name in `c.var.lockName`. Key formats and matching live in keys.ts.
  */
 import type { Context, MiddlewareHandler } from "hono";
+import { LOCK_NAME_RULE } from "../client/src/protocol.ts";
 import {
   ALL_LOCKS,
   type ApiKey,
@@ -125,7 +126,7 @@ async function authenticate(c: Context<AppEnv>): Promise<Principal> {
 function lockName(c: Context<AppEnv>): string {
   const name = c.req.param("name") ?? "";
   if (!lockNameSchema.safeParse(name).success) {
-    throw new ProblemError("invalid_name", "a lock name is 1–200 characters of A–Z a–z 0–9 . _ - :");
+    throw new ProblemError("invalid_name", LOCK_NAME_RULE);
   }
   return name;
 }

@@ -1,7 +1,8 @@
 /**
- * The zod schemas for every request body: the one place input is checked. A failed check becomes the
- * problem code of the first field at fault (`invalid_ttl`, `invalid_wait`, ...); rules that span fields
- * carry their own code in the issue's params.
+ * The zod schemas for every request body and query: the one place input is checked. A failed check becomes
+ * the problem code of the first field at fault (`invalid_ttl`, `invalid_wait`, ...); rules that span fields
+ * carry their own code in the issue's params, from a list declared beside them, which the route table
+ * documents.
  */
 import { z } from "zod";
 import {
@@ -23,17 +24,32 @@ import {
  * overrides, zero-width characters) and line or paragraph separator characters, which let one label
  * impersonate another or forge log lines.
  */
-const OWNER_PATTERN = /^[^\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]*$/u;
+const OWNER_CHARACTERS = /^[^\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]*$/u;
 
 const ttlMs = z.int().min(MIN_TTL_MS).max(MAX_TTL_MS);
 const leaseId = z.string().regex(LEASE_ID_PATTERN);
 const mode = z.enum(LOCK_MODES);
 
+/** The codes of the acquire rules that span fields (the superRefine below may use no other). */
+export const ACQUIRE_RULE_CODES = [
+  "invalid_permits",
+  "permits_exceed_limit",
+  "invalid_mode",
+  "holder_key_required",
+] as const satisfies ErrorCode[];
+
 export const acquireSchema = z
   .strictObject({
     ttlMs,
     waitMs: z.int().min(0).max(MAX_WAIT_MS).default(0),
-    owner: z.string().min(1).max(MAX_OWNER_LENGTH).regex(OWNER_PATTERN).optional(),
+    owner: z
+      .string()
+      .min(1)
+      .max(MAX_OWNER_LENGTH)
+      // A refinement, not .regex(): the pattern needs the `u` flag, which JSON Schema patterns cannot say.
+      .refine((o) => OWNER_CHARACTERS.test(o))
+      .meta({ description: "a label for people: no control, format or line-separator characters" })
+      .optional(),
     leaseId: leaseId.optional(),
     mode: mode.default("exclusive"),
     limit: z.int().min(1).max(MAX_LIMIT).optional(),
@@ -44,7 +60,7 @@ export const acquireSchema = z
     lockDelayMs: z.int().min(0).max(MAX_LOCK_DELAY_MS).default(0),
   })
   .superRefine((b, ctx) => {
-    const fail = (code: ErrorCode, message: string) =>
+    const fail = (code: (typeof ACQUIRE_RULE_CODES)[number], message: string) =>
       ctx.addIssue({ code: "custom", message, params: { code } });
     if (b.limit === undefined && b.permits !== 1) {
       fail("invalid_permits", "permits is only for semaphores: state the lock's limit too");
@@ -60,10 +76,23 @@ export const acquireSchema = z
         "a reentrant acquire needs a holderKey: holds are counted per holder, never per public owner label",
       );
     }
-  });
+  })
+  .meta({ id: "AcquireRequest" });
 
-export const renewSchema = z.strictObject({ leaseId, ttlMs: ttlMs.optional(), mode: mode.optional() });
-export const releaseSchema = z.strictObject({ leaseId });
+export const renewSchema = z
+  .strictObject({ leaseId, ttlMs: ttlMs.optional(), mode: mode.optional() })
+  .meta({ id: "RenewRequest" });
+export const releaseSchema = z.strictObject({ leaseId }).meta({ id: "ReleaseRequest" });
+
+/** `GET /v1/locks/{name}?after=`: the token after which the page of holders starts (a `nextAfter`). */
+export const inspectQuerySchema = z.object({
+  after: z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .transform(Number)
+    .optional()
+    .meta({ description: "page on through the holders: the `nextAfter` of the previous answer" }),
+});
 
 const FIELD_CODES: Record<string, ErrorCode> = {
   ttlMs: "invalid_ttl",
@@ -77,6 +106,7 @@ const FIELD_CODES: Record<string, ErrorCode> = {
   holderKey: "invalid_holder_key",
   repoll: "invalid_repoll",
   lockDelayMs: "invalid_lock_delay",
+  after: "invalid_query",
 };
 
 const HINTS: Partial<Record<ErrorCode, string>> = {
@@ -91,6 +121,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   invalid_holder_key: "holderKey must be 16–128 characters of A–Z a–z 0–9 _ -",
   invalid_repoll: "repoll must be a boolean",
   invalid_lock_delay: `lockDelayMs must be an integer from 0 to ${MAX_LOCK_DELAY_MS}`,
+  invalid_query: "after must be a token: a non-negative integer (a nextAfter)",
 };
 
 /**
@@ -111,6 +142,12 @@ export function describeIssue(error: z.ZodError, input: unknown): { code: ErrorC
   if (code === undefined) return { code: "invalid_body", detail: issue.message };
   const given = typeof input === "object" && input !== null && Object.hasOwn(input, field as string);
   return { code, detail: `${HINTS[code] ?? issue.message}${given ? "" : " (missing)"}` };
+}
+
+/** The codes a failed parse of `schema` can produce: one per field, and the rules that span fields. */
+export function inputCodes(schema: z.ZodObject, rules: readonly ErrorCode[] = []): ErrorCode[] {
+  const fields = Object.keys(schema.shape).flatMap((k) => FIELD_CODES[k] ?? []);
+  return [...new Set([...fields, ...rules])];
 }
 
 /** A lock name in a path; auth.ts checks it before the key's scope, the OpenAPI document describes it. */

@@ -31,6 +31,8 @@ export const MAX_LIMIT = 10_000;
 export const MAX_LOCK_DELAY_MS = 60_000;
 /** Lock names: 1–200 characters of `A–Z a–z 0–9 . _ - :`. */
 export const LOCK_NAME_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
+/** What a lock name must be, said once for every place that refuses one. */
+export const LOCK_NAME_RULE = "a lock name is 1–200 characters of A–Z a–z 0–9 . _ - :";
 /** Lease ids are chosen by the client or the server: 16–128 characters of `A–Z a–z 0–9 _ -`. */
 export const LEASE_ID_PATTERN = /^[A-Za-z0-9_-]{16,128}$/;
 export const MAX_OWNER_LENGTH = 256;
@@ -45,6 +47,9 @@ export const MAX_BODY_BYTES = 8_192;
 
 export const LOCK_MODES = ["exclusive", "shared"] as const;
 export type LockMode = (typeof LOCK_MODES)[number];
+/** What a lock is, as `GET` says: a semaphore by its limit, a read-write lock while shared leases are held. */
+export const LOCK_KINDS = ["mutex", "rwlock", "semaphore"] as const;
+export type LockKind = (typeof LOCK_KINDS)[number];
 
 export interface AcquireRequest {
   ttlMs: number;
@@ -111,9 +116,19 @@ export interface Lease {
 
 export interface ReleaseResponse {
   released: boolean;
-  cancelled?: boolean;
+  /** A queued leaseId left the queue (nothing was released). */
+  cancelled?: true;
   /** For a reentrant lease: holds left after this release (0 means the lock was freed). */
   holdCount?: number;
+}
+
+export interface ForceReleaseResult {
+  name: string;
+  forced: true;
+  /** Leases that were ended. */
+  count: number;
+  /** The name of the admin key that did it. */
+  by: string;
 }
 
 export interface HolderView {
@@ -128,7 +143,7 @@ export interface HolderView {
 export interface LockView {
   name: string;
   held: boolean;
-  kind: "mutex" | "rwlock" | "semaphore";
+  kind: LockKind;
   /** One page of holders, in token order: at most HOLDERS_PAGE_SIZE. */
   holders: HolderView[];
   /** All holders, on every page. */

@@ -1,0 +1,266 @@
+/**
+ * The API's routes, each defined once: method, path, the permission it needs, its request schemas, its
+ * answers and every problem code it can answer with. app.ts registers each with its handler, and the same
+ * definition validates the request (through @hono/zod-openapi), answers 405 for other methods on its path,
+ * and becomes its OpenAPI operation. The lock answers' codes are checked against the lock object's answer
+ * types, so a new rejection is a compile error here until it is documented.
+ */
+import { createRoute } from "@hono/zod-openapi";
+import type { MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { type ErrorCode, PROBLEMS } from "../client/src/protocol.ts";
+import type { AcquireAnswer, ReleaseAnswer, RenewAnswer } from "../durable-objects/lock-object.ts";
+import type { RejectionCode } from "./answers.ts";
+import { auth } from "./auth.ts";
+import { readJsonBody } from "./body.ts";
+import { PERMISSIONS, type Permission } from "./keys.ts";
+import {
+  ACQUIRE_RULE_CODES,
+  acquireSchema,
+  inputCodes,
+  inspectQuerySchema,
+  lockNameSchema,
+  releaseSchema,
+  renewSchema,
+} from "./schemas.ts";
+import type { AppEnv } from "./settings.ts";
+import {
+  forceReleaseResultSchema,
+  healthSchema,
+  leaseSchema,
+  lockViewSchema,
+  problemSchema,
+  releaseResponseSchema,
+} from "./wire.ts";
+
+/** A list naming every member of `T`: one left out is a compile error (`missing` says which). */
+const every =
+  <T extends ErrorCode>() =>
+  <const L extends readonly T[]>(
+    list: L & ([Exclude<T, L[number]>] extends [never] ? unknown : { missing: Exclude<T, L[number]> }),
+  ): L =>
+    list;
+
+const ACQUIRE_CODES = every<RejectionCode<AcquireAnswer>>()([
+  "lock_held",
+  "lock_delay",
+  "waiters_ahead",
+  "lease_ended",
+  "limit_mismatch",
+  "reentrant_mismatch",
+  "too_many_holds",
+  "too_many_waiters",
+  "wait_cancelled",
+]);
+const RENEW_CODES = every<RejectionCode<RenewAnswer>>()(["not_held", "upgrade_not_supported"]);
+const RELEASE_CODES = every<RejectionCode<ReleaseAnswer>>()(["not_held"]);
+
+/** What any route that needs a key can answer, before it touches a lock. */
+const AUTH_CODES: ErrorCode[] = [
+  "unauthorized",
+  "auth_not_configured",
+  "invalid_name",
+  "forbidden_scope",
+  "forbidden",
+  "unavailable",
+  "internal",
+];
+/** What reading a JSON body can answer, before its fields are checked. */
+const BODY_CODES: ErrorCode[] = [
+  "unsupported_media_type",
+  "body_too_large",
+  "malformed_json",
+  "invalid_body",
+];
+
+const LEASE_ID = "client-chosen-id-123456";
+const leaseExample = {
+  name: "billing:invoices",
+  leaseId: LEASE_ID,
+  owner: "billing-cron@host-3",
+  token: 42,
+  ttlMs: 30000,
+  expiresAt: 1795349615855,
+  validForMs: 30000,
+  mode: "exclusive",
+  permits: 1,
+  holdCount: 1,
+  limit: 1,
+} as const;
+
+/** A route on a lock: the key it needs (checked first), and the JSON body it reads, if any. */
+function onLock(permission: Permission, withBody: boolean) {
+  const middleware: MiddlewareHandler<AppEnv>[] = [auth({ permission })];
+  if (withBody) middleware.push(readJsonBody());
+  return {
+    middleware,
+    "x-required-role": PERMISSIONS[permission],
+    security: [{ bearerAuth: [] }],
+  };
+}
+
+const lockParams = z.object({
+  name: lockNameSchema.meta({
+    description: "the lock name; a key may touch only names that start with one of its prefixes",
+  }),
+});
+
+function jsonBody<S extends z.ZodType>(schema: S, example: z.input<S>) {
+  return { required: true, content: { "application/json": { schema, example } } };
+}
+
+function ok<S extends z.ZodType>(schema: S, description: string, example: z.output<S>) {
+  return { 200: { description, content: { "application/json": { schema, example } } } };
+}
+
+/** The problem answers of a route, one per status, each listing its codes (`x-error-codes`). */
+function problems(...lists: (readonly ErrorCode[])[]) {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of new Set(lists.flat())) {
+    const { status } = PROBLEMS[code];
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return Object.fromEntries(
+    [...byStatus].map(([status, codes]) => [
+      status,
+      {
+        description: codes.map((c) => PROBLEMS[c].title).join("; "),
+        "x-error-codes": codes,
+        headers:
+          status === 401
+            ? { "WWW-Authenticate": { schema: { type: "string" }, description: 'Bearer realm="edgelock"' } }
+            : {
+                "Retry-After": {
+                  schema: { type: "integer" },
+                  description: "seconds (when the code has one)",
+                },
+              },
+        content: {
+          "application/problem+json": {
+            schema: problemSchema,
+            examples: Object.fromEntries(codes.map((c) => [c, { value: problemExample(c) }])),
+          },
+        },
+      },
+    ]),
+  );
+}
+
+/** One example problem per code, as the server would send it; the tests validate them. */
+export function problemExample(code: ErrorCode): Record<string, unknown> {
+  return {
+    type: `https://github.com/edgelock/edgelock/blob/main/docs/api.md#${code}`,
+    title: PROBLEMS[code].title,
+    status: PROBLEMS[code].status,
+    detail: `an example ${code} problem`,
+    code,
+    ...(code === "lock_held" ? { retryAfterMs: 1200, holders: [], holderCount: 0 } : {}),
+    ...(code === "not_held" ? { reason: "expired" } : {}),
+  };
+}
+
+export const acquireRoute = createRoute({
+  method: "post",
+  path: "/v1/locks/{name}/acquire",
+  operationId: "acquire",
+  summary: "Acquire a lease, waiting up to waitMs in a FIFO queue",
+  ...onLock("lock", true),
+  request: {
+    params: lockParams,
+    body: jsonBody(acquireSchema, {
+      ttlMs: 30000,
+      waitMs: 10000,
+      owner: "billing-cron@host-3",
+      leaseId: LEASE_ID,
+    }),
+  },
+  responses: {
+    ...ok(leaseSchema, "the lease", leaseExample),
+    ...problems(AUTH_CODES, BODY_CODES, inputCodes(acquireSchema, ACQUIRE_RULE_CODES), ACQUIRE_CODES),
+  },
+});
+
+export const renewRoute = createRoute({
+  method: "post",
+  path: "/v1/locks/{name}/renew",
+  operationId: "renew",
+  summary: "Extend a held lease (and optionally downgrade it to shared)",
+  ...onLock("lock", true),
+  request: { params: lockParams, body: jsonBody(renewSchema, { leaseId: LEASE_ID, ttlMs: 30000 }) },
+  responses: {
+    ...ok(leaseSchema, "the renewed lease", leaseExample),
+    ...problems(AUTH_CODES, BODY_CODES, inputCodes(renewSchema), RENEW_CODES),
+  },
+});
+
+export const releaseRoute = createRoute({
+  method: "post",
+  path: "/v1/locks/{name}/release",
+  operationId: "release",
+  summary: "Release a held lease (or one reentrant hold), or leave the queue",
+  ...onLock("lock", true),
+  request: { params: lockParams, body: jsonBody(releaseSchema, { leaseId: LEASE_ID }) },
+  responses: {
+    ...ok(releaseResponseSchema, "released (or, for a queued leaseId, cancelled)", {
+      released: true,
+      holdCount: 0,
+    }),
+    ...problems(AUTH_CODES, BODY_CODES, inputCodes(releaseSchema), RELEASE_CODES),
+  },
+});
+
+export const forceReleaseRoute = createRoute({
+  method: "post",
+  path: "/v1/locks/{name}/force-release",
+  operationId: "forceRelease",
+  summary: "End every lease of a stuck lock and grant the next waiter (admin keys only; any body is ignored)",
+  ...onLock("force", false),
+  request: { params: lockParams },
+  responses: {
+    ...ok(
+      forceReleaseResultSchema,
+      "the leases were ended; `by` names the admin key, as the audit log line does",
+      { name: "billing:invoices", forced: true, count: 1, by: "ops-admin" },
+    ),
+    ...problems(AUTH_CODES),
+  },
+});
+
+export const inspectRoute = createRoute({
+  method: "get",
+  path: "/v1/locks/{name}",
+  operationId: "inspect",
+  summary: "Inspect a lock: holders (never their leaseIds), queue length, last fencing token",
+  ...onLock("inspect", false),
+  request: { params: lockParams, query: inspectQuerySchema },
+  responses: {
+    ...ok(lockViewSchema, "the lock's state, with one page of holders", {
+      name: "billing:invoices",
+      held: true,
+      kind: "mutex",
+      holders: [
+        { owner: "a", token: 3, expiresAt: 1795349615855, mode: "exclusive", permits: 1, holdCount: 1 },
+      ],
+      holderCount: 1,
+      nextAfter: null,
+      waiters: 2,
+      lastToken: 3,
+      limit: 1,
+      permitsInUse: 1,
+      lockDelayUntil: null,
+    }),
+    ...problems(AUTH_CODES, inputCodes(inspectQuerySchema)),
+  },
+});
+
+export const healthRoute = createRoute({
+  method: "get",
+  path: "/healthz",
+  operationId: "health",
+  summary: "Liveness; needs no key",
+  security: [],
+  responses: { ...ok(healthSchema, "the Worker is up", { ok: true }), ...problems(["internal"]) },
+});
+
+/** Every route above, for the tests that check each is served, documented, and its examples valid. */
+export const ROUTES = [acquireRoute, renewRoute, releaseRoute, forceReleaseRoute, inspectRoute, healthRoute];

@@ -1,0 +1,104 @@
+/**
+ * The API's answers as zod schemas, each declared against its wire type in client/src/protocol.ts
+ * (`satisfies`), so the OpenAPI document, the tests that check real answers and the client's types all
+ * describe one shape. Request bodies are in schemas.ts; this file validates nothing at run time.
+ */
+import { z } from "zod";
+import {
+  type ForceReleaseResult,
+  type HolderView,
+  LEASE_ID_PATTERN,
+  type Lease,
+  LOCK_KINDS,
+  LOCK_MODES,
+  type LockView,
+  NOT_HELD_REASONS,
+  PROBLEM_TYPE_BASE,
+  PROBLEMS,
+  type ReleaseResponse,
+} from "../client/src/protocol.ts";
+import { lockNameSchema } from "./schemas.ts";
+
+const mode = z.enum(LOCK_MODES);
+
+export const holderViewSchema = z
+  .strictObject({
+    owner: z.string().nullable(),
+    token: z.int().positive(),
+    expiresAt: z.int(),
+    mode,
+    permits: z.int().positive(),
+    holdCount: z.int().positive(),
+  })
+  .meta({ id: "HolderView" }) satisfies z.ZodType<HolderView>;
+
+export const leaseSchema = z
+  .strictObject({
+    name: lockNameSchema,
+    leaseId: z.string().regex(LEASE_ID_PATTERN),
+    owner: z.string().nullable(),
+    token: z.int().positive(),
+    ttlMs: z.int().positive(),
+    expiresAt: z.int(),
+    validForMs: z.int().nonnegative(),
+    mode,
+    permits: z.int().positive(),
+    holdCount: z.int().positive(),
+    limit: z.int().positive(),
+  })
+  .meta({ id: "Lease" }) satisfies z.ZodType<Lease>;
+
+export const lockViewSchema = z
+  .strictObject({
+    name: lockNameSchema,
+    held: z.boolean(),
+    kind: z.enum(LOCK_KINDS),
+    holders: z.array(holderViewSchema),
+    holderCount: z.int().nonnegative(),
+    nextAfter: z.int().positive().nullable(),
+    waiters: z.int().nonnegative(),
+    lastToken: z.int().nonnegative(),
+    limit: z.int().positive(),
+    permitsInUse: z.int().nonnegative(),
+    lockDelayUntil: z.int().nullable(),
+  })
+  .meta({ id: "LockView" }) satisfies z.ZodType<LockView>;
+
+export const releaseResponseSchema = z
+  .strictObject({
+    released: z.boolean(),
+    cancelled: z.literal(true).exactOptional(),
+    holdCount: z.int().nonnegative().exactOptional(),
+  })
+  .meta({ id: "ReleaseResponse" }) satisfies z.ZodType<ReleaseResponse>;
+
+export const forceReleaseResultSchema = z
+  .strictObject({
+    name: lockNameSchema,
+    forced: z.literal(true),
+    count: z.int().nonnegative(),
+    by: z.string(),
+  })
+  .meta({ id: "ForceReleaseResult" }) satisfies z.ZodType<ForceReleaseResult>;
+
+export const healthSchema = z.strictObject({ ok: z.literal(true) }).meta({ id: "Health" });
+
+const errorCodes = Object.keys(PROBLEMS) as [keyof typeof PROBLEMS, ...(keyof typeof PROBLEMS)[]];
+export const errorCodeSchema = z.enum(errorCodes).meta({ id: "ErrorCode" });
+
+export const problemSchema = z
+  .looseObject({
+    type: z.string().startsWith(PROBLEM_TYPE_BASE),
+    title: z.string(),
+    status: z.int().min(400).max(599),
+    detail: z.string(),
+    code: errorCodeSchema,
+    retryAfterMs: z.int().nonnegative().optional(),
+    reason: z.enum(NOT_HELD_REASONS).optional(),
+    holders: z.array(holderViewSchema).optional(),
+    holderCount: z.int().nonnegative().optional(),
+    position: z.int().positive().optional(),
+    leaseId: z.string().regex(LEASE_ID_PATTERN).optional(),
+    limit: z.int().positive().optional(),
+  })
+  .meta({ id: "Problem" });
