@@ -10,6 +10,7 @@ import json
 import socket
 import ssl
 import threading
+import weakref
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 from urllib.parse import quote, urlsplit
 
@@ -63,6 +64,8 @@ class Transport:
         self._interceptor = interceptor
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        # A client dropped without close() still closes its idle sockets (a finalizer holds the list, not self).
+        weakref.finalize(self, _close_all, self._idle)
 
     def call(
         self,
@@ -172,6 +175,11 @@ class Transport:
         if self._https:
             return http.client.HTTPSConnection(self._host, self._port, context=ssl.create_default_context())
         return http.client.HTTPConnection(self._host, self._port)
+
+
+def _close_all(connections: List[http.client.HTTPConnection]) -> None:
+    for conn in connections:
+        conn.close()
 
 
 def _cut(conn: http.client.HTTPConnection) -> None:
