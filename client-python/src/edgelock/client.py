@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import secrets
 import threading
 import time
@@ -219,10 +220,11 @@ class Client:
         if task is not None:
             with self._keys_lock:
                 return self._task_keys.setdefault(task, secrets.token_urlsafe(24))
-        key = getattr(self._thread_keys, "key", None)
-        if key is None:
-            key = self._thread_keys.key = secrets.token_urlsafe(24)
-        return key
+        # Keyed by process too: a forked child's main thread is another holder than its parent's.
+        pid_and_key = getattr(self._thread_keys, "pid_and_key", None)
+        if pid_and_key is None or pid_and_key[0] != os.getpid():
+            pid_and_key = self._thread_keys.pid_and_key = (os.getpid(), secrets.token_urlsafe(24))
+        return pid_and_key[1]
 
     # -- the `with`, decorator and asyncio forms ---------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import ssl
 import threading
@@ -64,6 +65,7 @@ class Transport:
         self._interceptor = interceptor
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         # A client dropped without close() still closes its idle sockets (a finalizer holds the list, not self).
         weakref.finalize(self, _close_all, self._idle)
 
@@ -99,7 +101,8 @@ class Transport:
     def close(self) -> None:
         """Closes the idle connections (connections in use close when their request ends)."""
         with self._lock:
-            idle, self._idle = self._idle, []
+            idle = self._idle[:]
+            self._idle.clear()  # in place: the finalizer holds this list
         for conn in idle:
             conn.close()
 
@@ -160,6 +163,11 @@ class Transport:
 
     def _take(self) -> Tuple[http.client.HTTPConnection, bool]:
         with self._lock:
+            if self._pid != os.getpid():
+                # A forked child (Celery, multiprocessing) must not talk on its parent's sockets: the two
+                # processes would read each other's answers. Forget them; the parent keeps using its own.
+                self._idle.clear()
+                self._pid = os.getpid()
             if self._idle:
                 return self._idle.pop(), True
         return self._new(), False
