@@ -26,7 +26,11 @@ class SemaphoreTest(unittest.TestCase):
             with self.assertRaises(LockHeld):
                 pool.acquire(ttl=30, wait=0)
         again = pool.acquire(permits=2, ttl=30, wait=0)
-        self.assertEqual(raw_status(name)["kind"], "semaphore")
+        view = make_client().status(name)
+        self.assertEqual((view["kind"], view["holderCount"]), ("semaphore", 2))
+        self.assertEqual([h["token"] for h in view["holders"]], [one.token, again.token])
+        # Holders come in pages, in token order: the page after `one` starts at `again`.
+        self.assertEqual([h["token"] for h in make_client().status(name, after=one.token)["holders"]], [again.token])
         one.release()
         again.release()
 

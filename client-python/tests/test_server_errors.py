@@ -35,6 +35,7 @@ class ServerErrorTest(unittest.TestCase):
             ("permits_exceed_limit", lambda: locks.semaphore(name, 2).acquire(permits=3)),
             ("invalid_holder_key", lambda: locks.acquire(name, reentrant=True, holder_key="short")),
             ("invalid_lock_delay", lambda: locks.acquire(name, lock_delay=61)),
+            ("invalid_query", lambda: locks.status(name, after=-1)),
         ]
         for code, call in cases:
             with self.subTest(code=code):

@@ -262,10 +262,14 @@ class Client:
 
     # -- by name or id -----------------------------------------------------------------------------------
 
-    def status(self, name: str) -> dict:
-        """The lock's public state: held, kind, holders (never their leaseIds), waiters, lastToken, limit..."""
+    def status(self, name: str, after: Optional[int] = None) -> dict:
+        """The lock's public state: held, kind, holders (never their leaseIds), waiters, lastToken, limit...
+
+        `holders` is one page (at most 100, in token order) of `holderCount`; pass the answer's `nextAfter`
+        as `after` for the next page.
+        """
         check_name(name)
-        answer = self._call_with_retry(name, None, None)
+        answer = self._call_with_retry(name, None, None, None if after is None else {"after": str(after)})
         if not (isinstance(answer, dict) and isinstance(answer.get("held"), bool)):
             raise bad_answer("status")
         return answer
@@ -299,12 +303,14 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _call_with_retry(self, name: str, action: Optional[str], body: Optional[dict]) -> Any:
+    def _call_with_retry(
+        self, name: str, action: Optional[str], body: Optional[dict], query: Optional[Dict[str, str]] = None
+    ) -> Any:
         retry = self._host.retry
         attempt = 0
         while True:
             try:
-                return self._transport.call(name, action, body, self._host.request_timeout)
+                return self._transport.call(name, action, body, self._host.request_timeout, query=query)
             except EdgelockError as error:
                 if not is_retryable(error) or attempt >= retry.retries:
                     raise

@@ -13,7 +13,7 @@ import ssl
 import threading
 import weakref
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from .errors import AuthError, Cancelled, EdgelockError, ServiceError, ValidationError, error_from_problem
 from .retry import CancelToken
@@ -76,13 +76,16 @@ class Transport:
         body: Optional[dict],
         timeout: float,
         cancel: Optional[CancelToken] = None,
+        query: Optional[Dict[str, str]] = None,
     ) -> Any:
-        """POST `body` as JSON to /v1/locks/{name}/{action}, or GET /v1/locks/{name} when `action` is None.
+        """POST `body` as JSON to /v1/locks/{name}/{action}, or GET /v1/locks/{name}?{query} when `action` is None.
 
         `timeout` (seconds) bounds connecting and each read; on expiry the call fails with a retryable
         `network_error`. A cancelled `cancel` cuts the request off and raises `Cancelled`.
         """
         path = f"{self._base}/v1/locks/{quote(name, safe='')}" + ("" if action is None else f"/{action}")
+        if query:
+            path += "?" + urlencode(query)
         method = "GET" if body is None else "POST"
 
         def send() -> RawResponse:
