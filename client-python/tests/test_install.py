@@ -85,7 +85,8 @@ class WheelInstallTest(unittest.TestCase):
 
 def python39() -> Optional[str]:
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates = sorted(glob.glob(f"{pyenv_root}/versions/3.9*/bin/python3.9")) + [shutil.which("python3.9") or ""]
+    candidates = sorted(glob.glob(f"{pyenv_root}/versions/3.9*/bin/python3.9"))
+    candidates.append(shutil.which("python3.9") or "")
     for candidate in filter(None, candidates):
         probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 9))"],
                                capture_output=True, text=True)

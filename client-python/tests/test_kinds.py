@@ -1,5 +1,5 @@
-"""The lock kinds against a real server: semaphores, read-write locks, reentrant holds keyed by a secret holder
-key per thread or task, and the lock-delay after a lost holder.
+"""The lock kinds against a real server: semaphores, read-write locks, reentrant holds keyed by a secret
+holder key per thread or task, and the lock-delay after a lost holder.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class SemaphoreTest(unittest.TestCase):
         self.assertEqual((view["kind"], view["holderCount"]), ("semaphore", 2))
         self.assertEqual([h["token"] for h in view["holders"]], [one.token, again.token])
         # Holders come in pages, in token order: the page after `one` starts at `again`.
-        self.assertEqual([h["token"] for h in make_client().status(name, after=one.token)["holders"]], [again.token])
+        page = make_client().status(name, after=one.token)
+        self.assertEqual([h["token"] for h in page["holders"]], [again.token])
         one.release()
         again.release()
 

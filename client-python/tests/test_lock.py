@@ -18,7 +18,7 @@ from support import make_client, raw, raw_force_release, raw_status, unique, wai
 def recording(log: List[dict], action: str) -> Callable[..., RawResponse]:
     """An interceptor that records the body of every request to `action`."""
 
-    def interceptor(method: str, path: str, body: Optional[dict], send: Callable[[], RawResponse]) -> RawResponse:
+    def interceptor(method: str, path: str, body: Optional[dict], send: Callable[[], RawResponse]) -> Any:
         if path.endswith("/" + action):
             log.append(dict(body or {}))
         return send()
@@ -154,7 +154,9 @@ class LockTest(unittest.TestCase):
         wait_for(lambda: len(acquires) >= 3, "the patient waiter to re-poll twice")
         # A later waiter queues behind; the re-polls must not send the first one to the back of the queue.
         later: dict = {}
-        second = threading.Thread(target=lambda: later.update(lease=make_client().acquire(name, ttl=30, wait=20)))
+        second = threading.Thread(
+            target=lambda: later.update(lease=make_client().acquire(name, ttl=30, wait=20))
+        )
         second.start()
         wait_for(lambda: raw_status(name)["waiters"] == 2, "both waiters to be queued")
         polls = len(acquires)
@@ -214,7 +216,7 @@ class LockTest(unittest.TestCase):
         name = unique("retry")
         sent: List[dict] = []
 
-        def drop_first_answer(method: str, path: str, body: Any, send: Callable[[], RawResponse]) -> RawResponse:
+        def drop_first_answer(method: str, path: str, body: Any, send: Callable[[], RawResponse]) -> Any:
             answer = send()
             if path.endswith("/acquire"):
                 sent.append(body)

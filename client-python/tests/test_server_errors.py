@@ -47,7 +47,8 @@ class ServerErrorTest(unittest.TestCase):
         name = unique("ended")
         lease = locks.acquire(name)
         lease.release()
-        ended = self.assert_error("lease_ended", LeaseLost, lambda: locks.acquire(name, lease_id=lease.lease_id))
+        reuse = lease.lease_id
+        ended = self.assert_error("lease_ended", LeaseLost, lambda: locks.acquire(name, lease_id=reuse))
         self.assertEqual(getattr(ended, "reason", None), "released")
         unknown = self.assert_error("not_held", LeaseLost, lambda: locks.renew_by_id(name, "u" * 32))
         self.assertEqual(getattr(unknown, "reason", None), "unknown")
@@ -72,7 +73,9 @@ class ServerErrorTest(unittest.TestCase):
         thread.join(10)
         self.assertEqual(len(errors), 1)
         self.assertIsInstance(errors[0], LeaseLost)
-        self.assertEqual((errors[0].code, getattr(errors[0], "reason", None)), ("wait_cancelled", "cancelled"))
+        self.assertEqual(
+            (errors[0].code, getattr(errors[0], "reason", None)), ("wait_cancelled", "cancelled")
+        )
         holder.release()
 
     def test_a_path_that_is_not_the_api_is_not_found(self) -> None:

@@ -31,7 +31,8 @@ class DurationTest(unittest.TestCase):
                 self.assertEqual(to_ms(text), ms)
 
     def test_refuses_what_is_not_a_duration(self) -> None:
-        for value in [-1, float("nan"), float("inf"), "30", "1d", "", "-5s", True, None, [1], timedelta(seconds=-1)]:
+        bad = [-1, float("nan"), float("inf"), "30", "1d", "", "-5s", True, None, [1], timedelta(seconds=-1)]
+        for value in bad:
             with self.subTest(value=value):
                 with self.assertRaises(ValidationError) as caught:
                     to_ms(value, "ttl")  # type: ignore[arg-type]
@@ -39,7 +40,8 @@ class DurationTest(unittest.TestCase):
                 self.assertIn("ttl", caught.exception.detail)
 
     def test_formats_for_messages(self) -> None:
-        self.assertEqual([format_ms(ms) for ms in (250, 1_500, 60_000, 90_000)], ["250ms", "1.5s", "1m", "1m30s"])
+        formatted = [format_ms(ms) for ms in (250, 1_500, 60_000, 90_000)]
+        self.assertEqual(formatted, ["250ms", "1.5s", "1m", "1m30s"])
 
 
 class DeadlineTest(unittest.TestCase):
@@ -58,7 +60,8 @@ class DeadlineTest(unittest.TestCase):
         wire = {"name": "a", "leaseId": "x" * 16, "owner": None, "token": 3, "ttlMs": 1000, "expiresAt": 1,
                 "validForMs": 1000, "mode": "exclusive", "permits": 1, "holdCount": 1, "limit": 1}
         self.assertTrue(is_wire_lease(wire))
-        for key, bad in [("token", "3"), ("mode", "both"), ("validForMs", None), ("owner", 5), ("holdCount", True)]:
+        broken = [("token", "3"), ("mode", "both"), ("validForMs", None), ("owner", 5), ("holdCount", True)]
+        for key, bad in broken:
             with self.subTest(key=key):
                 self.assertFalse(is_wire_lease({**wire, key: bad}))
 
@@ -70,7 +73,8 @@ class GrantCheckTest(unittest.TestCase):
         self.assertIsNone(_grant_mismatch(self.wire, "shared", 1, None))
         self.assertIn("asked for a exclusive lease", _grant_mismatch(self.wire, "exclusive", 1, None) or "")
         self.assertIsNotNone(_grant_mismatch({**self.wire, "permits": 2, "limit": 4}, "exclusive", 1, 4))
-        self.assertIsNotNone(_grant_mismatch({"mode": "exclusive", "permits": 1, "limit": 3}, "exclusive", 1, 4))
+        other_limit = {"mode": "exclusive", "permits": 1, "limit": 3}
+        self.assertIsNotNone(_grant_mismatch(other_limit, "exclusive", 1, 4))
 
 
 class RetryTest(unittest.TestCase):

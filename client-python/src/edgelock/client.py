@@ -70,7 +70,9 @@ class Client:
         self._host = LeaseHost(self._transport, retry, to_ms(request_timeout, "request_timeout") / 1000)
         self._max_wait_ms = to_ms(max_wait, "max_wait")
         if not 0 < self._max_wait_ms <= MAX_WAIT_MS:
-            raise ValidationError("invalid_argument", f"max_wait must be above 0 and at most {MAX_WAIT_MS} ms")
+            raise ValidationError(
+                "invalid_argument", f"max_wait must be above 0 and at most {MAX_WAIT_MS} ms"
+            )
         self._owner = owner
         self._holder_key = holder_key
         self._thread_keys = threading.local()
@@ -135,20 +137,20 @@ class Client:
         return lease
 
     async def aacquire(self, name: str, **options: Any) -> Lease:
-        """`acquire` for asyncio: the wait runs on its own thread, so the event loop never blocks. Cancelling
-        the awaiting task cancels the wait (the server drops the waiter) and releases a grant that raced it."""
+        """`acquire` for asyncio: the wait runs on its own thread, so the event loop never blocks.
+        Cancelling the awaiting task cancels the wait (the server drops the waiter) and releases a grant
+        that raced the cancellation."""
         if options.get("reentrant") and options.get("holder_key") is None:
             options["holder_key"] = self.holder_key()  # this task's key, taken on the loop's thread
         token = CancelToken()
         outer: Optional[CancelToken] = options.pop("cancel", None)
-        if outer is not None:
-            outer.on_cancel(token.cancel)
+        unlink = outer.on_cancel(token.cancel) if outer is not None else None
         future = run_in_thread(functools.partial(self.acquire, name, cancel=token, **options))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             token.cancel()
-            # Wait for the thread: it drops the waiter on the server before this task reports its cancellation.
+            # Wait for the thread: it drops the waiter on the server before the task reports cancellation.
             try:
                 lease: Optional[Lease] = await future
             except BaseException:
@@ -156,6 +158,9 @@ class Client:
             if lease is not None:
                 await run_in_thread(functools.partial(_release_quietly, lease))
             raise
+        finally:
+            if unlink is not None:
+                unlink()
 
     def _acquire(
         self, name: str, base: Dict[str, Any], wait_ms: int, cancel: Optional[CancelToken]
@@ -189,7 +194,8 @@ class Client:
                     if isinstance(error, LockHeld) and error.code != "too_many_waiters" and left > 0:
                         failures = 0
                         # Queued: re-poll at once, inside the reserve. Not queued (a lock-delay): wait it out.
-                        if error.position is None and _sleep(min(left, max(error.retry_after, MIN_PAUSE)), cancel):
+                        pause = 0.0 if error.position is not None else max(error.retry_after, MIN_PAUSE)
+                        if pause > 0 and _sleep(min(left, pause), cancel):
                             raise Cancelled() from None
                         continue
                     if not is_retryable(error) or failures >= retry.retries:
@@ -212,8 +218,9 @@ class Client:
             pass
 
     def holder_key(self) -> str:
-        """The reentrancy identity sent with `reentrant=True`: the client's `holder_key` if given, else a random
-        secret for this client and the calling thread (or asyncio task), so only the same thread re-enters."""
+        """The reentrancy identity sent with `reentrant=True`: the client's `holder_key` if given, else a
+        random secret for this client and the calling thread (or asyncio task), so only the same thread
+        re-enters."""
         if self._holder_key is not None:
             return self._holder_key
         task = _current_task()
@@ -334,7 +341,7 @@ def _grant_mismatch(wire: dict, mode: str, permits: int, limit: Optional[int]) -
             f"{wire['permits']}"
         )
     if limit is not None and wire["limit"] != limit:
-        return f"asked for a semaphore of limit {limit} and was granted a lease of a lock with limit {wire['limit']}"
+        return f"asked for a semaphore of limit {limit} and was granted a lease of limit {wire['limit']}"
     return None
 
 

@@ -38,7 +38,9 @@ class EdgelockError(Exception):
 class LockHeld(EdgelockError):
     """The lock is held (or others are queued ahead), and the wait, if any, ran out."""
 
-    def __init__(self, problem: Mapping[str, Any], status: int = 409, retry_after_header: Optional[float] = None):
+    def __init__(
+        self, problem: Mapping[str, Any], status: int = 409, retry_after_header: Optional[float] = None
+    ) -> None:
         super().__init__(str(problem.get("code")), _detail(problem), status)
         retry_after_ms = problem.get("retryAfterMs")
         #: Seconds after which trying again may succeed (the server's estimate).

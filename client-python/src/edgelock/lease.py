@@ -119,7 +119,7 @@ class Lease:
 
     @property
     def deadline(self) -> float:
-        """The client's deadline, in time.monotonic() seconds: the server's lease cannot have ended before it."""
+        """The client's deadline, in time.monotonic() seconds: the server's lease cannot end before it."""
         return self._deadline
 
     @property
@@ -197,8 +197,9 @@ class Lease:
         raise self.lost_error or LeaseLost("lease_expired", "expired", "the lease expired")
 
     def release(self) -> dict:
-        """Gives the lease back; returns the server's answer (`released`, `holdCount`). Safe to call twice (the
-        second call returns or raises what the first did). Raises `LeaseLost` if the server no longer holds it.
+        """Gives the lease back; returns the server's answer (`released`, `holdCount`). Safe to call twice
+        (the second call returns or raises what the first did). Raises `LeaseLost` if the server no longer
+        holds it.
         """
         with self._release_lock:
             if self._release_outcome is None:
@@ -273,7 +274,8 @@ class Lease:
                                 LeaseLost(
                                     "deadline",
                                     "deadline",
-                                    "the caller's deadline leaves no time for another renewal; stop and release",
+                                    "the caller's deadline leaves no time for another renewal; "
+                                    "stop and release",
                                 )
                             )
                             return

@@ -1,5 +1,5 @@
-"""The `with` / `async with` / decorator forms of a lock, and the semaphore and read-write views. They only fill
-in acquire options and scope a lease to a block; the server enforces the rules, and client.py acquires.
+"""The `with` / `async with` / decorator forms of a lock, and the semaphore and read-write views. They only
+fill in acquire options and scope a lease to a block; the server enforces the rules, and client.py acquires.
 `run_in_thread` is how asyncio code waits for a blocking call without blocking the event loop.
 """
 

@@ -66,7 +66,7 @@ class Transport:
         self._idle: List[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        # A client dropped without close() still closes its idle sockets (a finalizer holds the list, not self).
+        # A client dropped without close() still closes its idle sockets (the finalizer holds the list only).
         weakref.finalize(self, _close_all, self._idle)
 
     def call(
@@ -78,7 +78,8 @@ class Transport:
         cancel: Optional[CancelToken] = None,
         query: Optional[Dict[str, str]] = None,
     ) -> Any:
-        """POST `body` as JSON to /v1/locks/{name}/{action}, or GET /v1/locks/{name}?{query} when `action` is None.
+        """POST `body` as JSON to /v1/locks/{name}/{action}, or GET /v1/locks/{name}?{query} when `action`
+        is None.
 
         `timeout` (seconds) bounds connecting and each read; on expiry the call fails with a retryable
         `network_error`. A cancelled `cancel` cuts the request off and raises `Cancelled`.
