@@ -108,6 +108,7 @@ class ArgumentTest(unittest.TestCase):
     def test_refuses_bad_names_and_durations_before_sending(self) -> None:
         for call in [
             lambda: self.client.acquire("has space"),
+            lambda: self.client.acquire("trailing-newline\n"),  # `$` alone would let it through
             lambda: self.client.lock(""),
             lambda: self.client.acquire("ok", ttl="30"),
             lambda: self.client.acquire("ok", wait=-1),

@@ -326,7 +326,7 @@ class Client:
 
 
 def check_name(name: str) -> None:
-    if not isinstance(name, str) or LOCK_NAME_PATTERN.match(name) is None:
+    if not isinstance(name, str) or LOCK_NAME_PATTERN.fullmatch(name) is None:
         raise ValidationError(
             "invalid_name", f"a lock name is 1-200 characters of A-Z a-z 0-9 . _ - : (got {name!r})"
         )
