@@ -65,6 +65,7 @@ class ReadWriteLockTest(unittest.TestCase):
 @support.needs_server
 class ReentrantTest(unittest.TestCase):
     def enter_twice_or_skip(self, locks: Client, name: str) -> List:
+        """[outer, inner] holds of one lease; release them in that order reversed (innermost first)."""
         outer = locks.acquire(name, ttl=30, reentrant=True)
         try:
             inner = locks.acquire(name, ttl=30, reentrant=True, wait=0)
@@ -99,8 +100,9 @@ class ReentrantTest(unittest.TestCase):
     def test_nested_with_blocks_re_enter(self) -> None:
         name = unique("reentrant-with")
         locks = make_client()
-        for lease in self.enter_twice_or_skip(locks, name):
+        for lease in reversed(self.enter_twice_or_skip(locks, name)):
             lease.release()
+        self.assertFalse(raw_status(name)["held"])
         with locks.lock(name, ttl=30, reentrant=True) as outer:
             with locks.lock(name, ttl=30, reentrant=True, wait=0) as inner:
                 self.assertEqual((inner.token, inner.hold_count), (outer.token, 2))
@@ -110,8 +112,9 @@ class ReentrantTest(unittest.TestCase):
     def test_each_asyncio_task_is_its_own_holder(self) -> None:
         name = unique("reentrant-task")
         locks = make_client()
-        for lease in self.enter_twice_or_skip(locks, name):
+        for lease in reversed(self.enter_twice_or_skip(locks, name)):
             lease.release()
+        self.assertFalse(raw_status(name)["held"])
 
         async def main() -> None:
             async with locks.alock(name, ttl=30, reentrant=True) as outer:
