@@ -64,21 +64,18 @@ class ReadWriteLockTest(unittest.TestCase):
 
 @support.needs_server
 class ReentrantTest(unittest.TestCase):
-    def enter_twice_or_skip(self, locks: Client, name: str) -> List:
-        """[outer, inner] holds of one lease; release them in that order reversed (innermost first)."""
+    def enter_twice(self, locks: Client, name: str) -> List:
+        """[outer, inner] holds of one lease."""
         outer = locks.acquire(name, ttl=30, reentrant=True)
-        try:
-            inner = locks.acquire(name, ttl=30, reentrant=True, wait=0)
-        except LockHeld:
-            outer.release()
-            self.skipTest("this server predates holderKey reentrancy (it re-enters by owner only)")
+        inner = locks.acquire(name, ttl=30, reentrant=True, wait=0)
         return [outer, inner]
 
     def test_the_same_thread_re_enters_and_each_hold_is_released_on_its_own(self) -> None:
         name = unique("reentrant")
         locks = make_client()
-        outer, inner = self.enter_twice_or_skip(locks, name)
+        outer, inner = self.enter_twice(locks, name)
         self.assertEqual((inner.token, inner.hold_count), (outer.token, 2))
+        self.assertNotEqual(inner.lease_id, outer.lease_id)
         # Another thread of the same client has another holder key: it must wait like anyone else.
         refused: List[BaseException] = []
 
@@ -92,15 +89,16 @@ class ReentrantTest(unittest.TestCase):
         thread.start()
         thread.join()
         self.assertEqual(len(refused), 1)
-        self.assertEqual(inner.release().get("holdCount"), 1)
+        # Outer first: the inner hold still holds the lock, and its own release frees it.
+        self.assertEqual(outer.release().get("holdCount"), 1)
         self.assertTrue(raw_status(name)["held"])
-        self.assertEqual(outer.release().get("holdCount"), 0)
+        self.assertEqual(inner.release().get("holdCount"), 0)
         self.assertFalse(raw_status(name)["held"])
 
     def test_nested_with_blocks_re_enter(self) -> None:
         name = unique("reentrant-with")
         locks = make_client()
-        for lease in reversed(self.enter_twice_or_skip(locks, name)):
+        for lease in self.enter_twice(locks, name):
             lease.release()
         self.assertFalse(raw_status(name)["held"])
         with locks.lock(name, ttl=30, reentrant=True) as outer:
@@ -112,7 +110,7 @@ class ReentrantTest(unittest.TestCase):
     def test_each_asyncio_task_is_its_own_holder(self) -> None:
         name = unique("reentrant-task")
         locks = make_client()
-        for lease in reversed(self.enter_twice_or_skip(locks, name)):
+        for lease in self.enter_twice(locks, name):
             lease.release()
         self.assertFalse(raw_status(name)["held"])
 

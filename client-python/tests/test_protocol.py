@@ -29,9 +29,9 @@ class ProtocolMirrorTest(unittest.TestCase):
                 self.assertEqual(getattr(protocol, name), int(value.replace("_", "")))
 
     def test_error_codes_equal_the_typescript_table(self) -> None:
-        block = re.search(r"export const ERROR_CODES = \{(.*?)\} as const;", self.ts, re.S)
+        block = re.search(r"export const PROBLEMS = \{(.*?)\n\} as const;", self.ts, re.S)
         assert block is not None
-        codes = {code: int(status) for code, status in re.findall(r"(\w+): (\d+),", block.group(1))}
+        codes = {code: int(status) for code, status in re.findall(r"(\w+): \{ status: (\d+),", block.group(1))}
         self.assertEqual(protocol.ERROR_CODES, codes)
 
     def test_patterns_and_lists_equal_the_typescript_ones(self) -> None:

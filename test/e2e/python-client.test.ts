@@ -1,5 +1,5 @@
 /**
- * Runs the Python client's unittest suite (client-python/tests) against a `wrangler dev` started here, so the
+ * Runs the Python client's unittest suite (client-python/tests) against a local server started here, so the
  * Python tests share the e2e suite's one server launcher. Python's own tests hold every assertion; this file
  * only checks that they ran against the server and passed, and shows their output when they did not.
  */
@@ -37,7 +37,7 @@ function runPython(
   });
 }
 
-it("passes the Python client's unittest suite against wrangler dev", { timeout: 240_000 }, async () => {
+it("passes the Python client's unittest suite against a local server", { timeout: 240_000 }, async () => {
   const { code, output } = await runPython(
     ["-m", "unittest", "discover", "-s", "client-python/tests", "-v"],
     {
