@@ -1,11 +1,14 @@
 /**
- * The Durable Object around one lock: it loads the state once, applies each event through the pure state
- * machine with one clock reading, writes the new state before anything is answered, keeps the alarm at the
- * next deadline, and answers parked long-poll requests when the machine grants them or their wait ends.
- * It holds no lock rules of its own, and answers only public views: a leaseId leaves only to its holder.
+ * The Durable Object around one lock: it loads the state once, applies each event (an RPC call, a session
+ * frame, a closed socket, a timer, the alarm) through the pure state machine with one clock reading, writes
+ * the new state before anything is answered, keeps the alarm at the next deadline, and answers parked
+ * long-polls and sessions (session-hub.ts) when the machine grants them or their wait ends. It holds no lock
+ * rules of its own, and answers only public views: a leaseId leaves only to its holder.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Lease } from "../client/src/protocol.ts";
+import { MAX_SESSIONS, SESSION_TIMEOUT_MS } from "../client/src/protocol.ts";
+import { problem } from "../worker/problem.ts";
 import type {
   AcquireCommand,
   AcquireOutcome,
@@ -21,15 +24,12 @@ import type {
   RenewCommand,
   RenewOutcome,
 } from "./lock-state.ts";
-import { holdCount, nextDeadline, snapshot, transition, waitingAnswer } from "./lock-state.ts";
+import { grantView, nextDeadline, snapshot, transition, waitingAnswer } from "./lock-state.ts";
+import { SESSION_ROLES, type SessionOpening } from "./session.ts";
+import { SessionHub } from "./session-hub.ts";
 import { LockStore } from "./storage.ts";
 
-/**
- * A grant as its holder receives it (the wire `Lease` without the lock's name, which the Worker adds).
- * `validForMs` counts from when the request reached the lock object, by the object's own clock: the request
- * was sent before it arrived, so a client's `sentAt + validForMs` is a deadline the lease cannot end before,
- * whatever the server's clock says and however long the request waited or was retried.
- */
+/** A grant as its holder receives it: the wire `Lease` without the lock's name, which the Worker adds. */
 export interface Grant {
   readonly kind: "granted";
   readonly lease: Omit<Lease, "name">;
@@ -49,6 +49,9 @@ export type RenewInput = Omit<RenewCommand, "type">;
 export type ReleaseInput = Omit<ReleaseCommand, "type">;
 export type ForceReleaseInput = Omit<ForceReleaseCommand, "type">;
 
+/** The header by which the Worker hands a session's authorization to the object (it sets it itself). */
+export const SESSION_HEADER = "x-edgelock-session";
+
 interface Parked {
   resolve: (answer: AcquireAnswer) => void;
   timer: ReturnType<typeof setTimeout>;
@@ -58,6 +61,7 @@ interface Parked {
 
 export class LockObject extends DurableObject<Env> {
   readonly #store: LockStore;
+  readonly #sessions: SessionHub;
   #state: LockState;
   #alarmAt: number | null = null;
   /** Requests held open for a grant, by leaseId. The queue itself lives in the state, in storage. */
@@ -68,6 +72,11 @@ export class LockObject extends DurableObject<Env> {
     // Synchronous reads need no gate; they create nothing, so inspecting an unused name writes nothing.
     this.#store = new LockStore(ctx.storage);
     this.#state = this.#store.load();
+    this.#sessions = new SessionHub(ctx, {
+      name: ctx.id.name ?? "",
+      state: () => this.#state,
+      apply: (command, now) => this.#apply(command, now),
+    });
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
       this.#syncAlarm(Date.now());
@@ -79,10 +88,9 @@ export class LockObject extends DurableObject<Env> {
     const outcome = this.#apply({ type: "acquire", ...input }, now);
     switch (outcome.kind) {
       case "granted": {
-        const answer = grant(outcome, now);
         // An older request for the same leaseId, still parked (a retry overtook it), gets the same lease.
         this.#settle(input.leaseId, grant(outcome, this.#parked.get(input.leaseId)?.arrivedAt ?? now));
-        return answer;
+        return grant(outcome, now);
       }
       case "queued":
         return this.#park(outcome.leaseId, outcome.waitUntil, now);
@@ -113,10 +121,45 @@ export class LockObject extends DurableObject<Env> {
     return snapshot(this.#state, now, after);
   }
 
+  /** A session's WebSocket upgrade, which the Worker authorized and describes in SESSION_HEADER. */
+  override async fetch(request: Request): Promise<Response> {
+    const opening = readOpening(request.headers.get(SESSION_HEADER));
+    if (opening === null || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("sessions are opened through the Worker", { status: 400 });
+    }
+    if (this.#sessions.open >= MAX_SESSIONS) {
+      return problem(
+        "too_many_sessions",
+        `this lock keeps at most ${MAX_SESSIONS} sessions open; retry later`,
+        {
+          headers: { "retry-after": "5" },
+        },
+      );
+    }
+    const offered = (request.headers.get("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+    const answer = this.#sessions.accept(opening, offered, Date.now());
+    this.#syncAlarm(Date.now());
+    return answer;
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    this.#sessions.frame(ws, message, Date.now());
+  }
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    this.#apply({ type: "sessionClosed", session: this.#sessions.sessionOf(ws) }, Date.now());
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#apply({ type: "sessionClosed", session: this.#sessions.sessionOf(ws) }, Date.now());
+  }
+
   override async alarm(): Promise<void> {
     // The alarm that woke us is spent; `tick` re-reads the state, so early, late or repeated alarms are harmless.
     this.#alarmAt = null;
-    this.#apply({ type: "tick" }, Date.now());
+    const now = Date.now();
+    for (const session of this.#sessions.silent(now)) this.#apply({ type: "sessionClosed", session }, now);
+    this.#apply({ type: "tick" }, now);
   }
 
   /** Holds the request open until the machine grants its leaseId, a release cancels it, or its wait ends. */
@@ -152,7 +195,10 @@ export class LockObject extends DurableObject<Env> {
     this.#store.save(before, step.state, step.effects.ended, now);
     this.#state = step.state;
     this.#syncAlarm(now);
+    // Sessions first: a holder that lost its lease hears it before anyone else is told they have it.
+    this.#sessions.afterStep(step, before, now);
     for (const lease of step.effects.granted) {
+      if (lease.session !== null) continue;
       const parked = this.#parked.get(lease.leaseId);
       const granted: Granted = { kind: "granted", lease, holdId: lease.leaseId, limit: step.state.limit };
       this.#settle(lease.leaseId, grant(granted, parked?.arrivedAt ?? now));
@@ -173,33 +219,30 @@ export class LockObject extends DurableObject<Env> {
   }
 
   /**
-   * Keeps the one alarm no later than the state's next deadline. It only ever moves earlier: an alarm that
-   * fires before anything is due just re-arms (`alarm()` is idempotent), which is cheaper than a second
-   * storage commit on every acquire and release. Not awaited: the output gate holds replies until it is stored.
+   * Keeps the one alarm no later than the state's next deadline, and, while sessions are open, the next
+   * check for silent ones. It only ever moves earlier: an alarm that fires before anything is due just
+   * re-arms (`alarm()` is idempotent), which is cheaper than a second storage commit on every acquire and
+   * release. Not awaited: the output gate holds replies until it is stored.
    */
   #syncAlarm(now: number): void {
-    const next = nextDeadline(this.#state, now);
+    let next = nextDeadline(this.#state, now);
+    if (this.#sessions.open > 0)
+      next = Math.min(next ?? Number.POSITIVE_INFINITY, now + SESSION_TIMEOUT_MS / 2);
     if (next === null || (this.#alarmAt !== null && this.#alarmAt <= next)) return;
     this.#alarmAt = next;
     void this.ctx.storage.setAlarm(next);
   }
 }
 
-/** The holder's view of a granted hold, valid for `validForMs` from `arrivedAt`. */
-function grant({ lease: l, holdId, limit }: Granted, arrivedAt: number): Grant {
-  return {
-    kind: "granted",
-    lease: {
-      leaseId: holdId,
-      owner: l.owner,
-      token: l.token,
-      ttlMs: l.ttlMs,
-      expiresAt: l.expiresAt,
-      validForMs: Math.max(0, l.expiresAt - arrivedAt),
-      mode: l.mode,
-      permits: l.permits,
-      holdCount: holdCount(l),
-      limit,
-    },
-  };
+function grant(granted: Granted, arrivedAt: number): Grant {
+  return { kind: "granted", lease: grantView(granted, arrivedAt) };
+}
+
+function readOpening(header: string | null): SessionOpening | null {
+  if (header === null) return null;
+  const value = JSON.parse(header) as { principal?: unknown; role?: unknown };
+  const role = SESSION_ROLES.find((r) => r === value.role);
+  return typeof value.principal === "string" && role !== undefined
+    ? { principal: value.principal, role }
+    : null;
 }

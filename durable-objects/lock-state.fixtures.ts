@@ -27,6 +27,7 @@ export function acq(leaseId: string, extra: Partial<AcquireCommand> = {}): Acqui
     limit: null,
     permits: 1,
     holderKey: null,
+    session: null,
     repoll: false,
     lockDelayMs: 0,
     ...extra,

@@ -43,9 +43,11 @@ const KEYS = ["key-a", "key-b"] as const;
 const OWNERS = ["shared-owner", "owner-b", null] as const;
 /** Holder keys for reentrant acquires; null makes the acquire non-reentrant. */
 const HOLDER_KEYS = ["holder-1", "holder-2", null] as const;
+/** Sessions an acquire may come over; null is HTTP. */
+const SESSIONS = ["session-1", "session-2", null] as const;
 
 type ConfigName = "mutex" | "rwlock" | "semaphore" | "mixed";
-type EndReason = "expired" | "released" | "cancelled" | "forced";
+type EndReason = "expired" | "released" | "cancelled" | "forced" | "session_closed";
 
 type Op =
   | {
@@ -62,7 +64,9 @@ type Op =
       ttlMs: number;
       repoll: boolean;
       lockDelay: boolean;
+      session: number;
     }
+  | { op: "sessionClosed"; session: number }
   | { op: "renew"; slot: number; ttlMs: number | null; mode: LockMode | null }
   | { op: "release"; slot: number }
   | { op: "waitEnded"; slot: number }
@@ -89,8 +93,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       ttlMs: fc.constantFrom(100, 250, 800, 5_000),
       repoll: fc.boolean(),
       lockDelay: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, fc.constant(true)),
+      session: fc.oneof({ weight: 3, arbitrary: fc.constant(2) }, fc.nat(1)),
     }),
   },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("sessionClosed" as const), session: fc.nat(1) }) },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -122,6 +128,7 @@ interface ModelLease {
   readonly token: number;
   readonly principal: string;
   readonly holderKey: string | null;
+  readonly session: string | null;
   readonly lockDelayMs: number;
   readonly permits: number;
   mode: LockMode;
@@ -135,6 +142,7 @@ interface ModelWaiter {
   readonly leaseId: string;
   readonly principal: string;
   readonly holderKey: string | null;
+  readonly session: string | null;
   readonly mode: LockMode;
   readonly permits: number;
   readonly lockDelayMs: number;
@@ -158,6 +166,8 @@ class Model {
   endedNow: string[] = [];
   /** Leases granted from the queue in the current step, in grant order. */
   grantedNow: ModelLease[] = [];
+  /** Leases that ended in the current step other than by release, with why. */
+  lostNow: string[] = [];
   readonly tokens = new Map<number, string>();
   lastToken = 0;
   delayUntil = 0;
@@ -166,6 +176,7 @@ class Model {
   begin(now: number): void {
     this.endedNow = [];
     this.grantedNow = [];
+    this.lostNow = [];
     for (const l of this.holders.filter((h) => h.expiresAt <= now)) this.end(l, "expired", now);
     this.queue = this.queue.filter((w) => w.holdUntil > now);
     if (this.delayUntil <= now) this.delayUntil = 0;
@@ -175,6 +186,7 @@ class Model {
   end(l: ModelLease, reason: EndReason, now: number, by: string | null = null): void {
     this.holders = this.holders.filter((h) => h !== l);
     for (const id of l.holds) this.markEnded(id, reason, by);
+    if (reason !== "released") this.lostNow.push(`${l.leaseId}:${reason}`);
     if (reason !== "released" && l.lockDelayMs > 0) {
       const from = reason === "expired" ? l.expiresAt : now;
       this.delayUntil = Math.max(this.delayUntil, from + l.lockDelayMs);
@@ -221,6 +233,7 @@ class Model {
       token: this.lastToken,
       principal: req.principal,
       holderKey: req.holderKey,
+      session: req.session,
       lockDelayMs: req.lockDelayMs,
       permits: req.permits,
       mode: req.mode,
@@ -355,6 +368,15 @@ class Model {
     if (ended?.reason === "cancelled") return { kind: "cancelled" };
     return this.notHeld(leaseId);
   }
+
+  closeSession(session: string, now: number): Expected {
+    const waits = this.queue.filter((w) => w.session === session);
+    for (const w of waits) this.markEnded(w.leaseId, "session_closed");
+    this.queue = this.queue.filter((w) => w.session !== session);
+    const leases = this.holders.filter((l) => l.session === session);
+    for (const l of leases) this.end(l, "session_closed", now);
+    return { kind: "sessionClosed", leases: leases.length, waits: waits.length };
+  }
 }
 
 /** What the model expects of an outcome: the fields it can predict. */
@@ -452,6 +474,7 @@ function toCommand(run: Run, op: Op, config: ConfigName): Command | null {
         limit: semaphore ? op.limit : null,
         permits: semaphore ? Math.min(op.permits, op.limit) : 1,
         holderKey: HOLDER_KEYS[op.holder] ?? null,
+        session: SESSIONS[op.session] ?? null,
         repoll: op.repoll,
         lockDelayMs: op.lockDelay ? 300 : 0,
       };
@@ -469,6 +492,8 @@ function toCommand(run: Run, op: Op, config: ConfigName): Command | null {
       return { type: "waitEnded", leaseId: leaseIdOf(run, op.slot) };
     case "forceRelease":
       return { type: "forceRelease", by: ADMIN };
+    case "sessionClosed":
+      return { type: "sessionClosed", session: SESSIONS[op.session] ?? "session-1" };
     case "tick":
       return { type: "tick" };
     case "advance":
@@ -498,6 +523,8 @@ function predict(model: Model, cmd: Command, now: number): Expected {
       for (const l of [...model.holders]) model.end(l, "forced", now, ADMIN);
       return { kind: "forced", count };
     }
+    case "sessionClosed":
+      return model.closeSession(cmd.session, now);
     case "waitEnded": {
       const w = model.queue.find((q) => q.leaseId === cmd.leaseId);
       return model.busy(w ?? { mode: "exclusive", permits: 1 }, now, w === undefined ? null : cmd.leaseId);
@@ -524,6 +551,10 @@ function step(run: Run, cmd: Command): void {
   // Grants to parked requests: exactly the waiters the model serves, in FIFO order.
   expect(result.effects.granted.map((l) => [l.leaseId, l.token])).toEqual(
     model.grantedNow.map((l) => [l.leaseId, l.token]),
+  );
+  // Every lease lost other than by its holder's release is reported once, for its holder to hear.
+  expect(result.effects.lost.map((l) => `${l.lease.leaseId}:${l.reason}`).sort()).toEqual(
+    [...model.lostNow].sort(),
   );
   // Every lease id that ended is reported once, for storage to remember.
   expect(result.effects.ended.map((t) => t.leaseId).sort()).toEqual([...model.endedNow].sort());
@@ -616,6 +647,7 @@ describe("lock state machine against a reference model", () => {
         ),
         { seed: SEED, numRuns: Math.ceil(RUNS / 4) },
       );
-    });
+      // A few seconds each on an idle machine; generous, since CI machines are shared.
+    }, 60_000);
   }
 });

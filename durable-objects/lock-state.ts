@@ -8,6 +8,7 @@
 import {
   HOLDERS_PAGE_SIZE,
   type HolderView,
+  type Lease,
   type LockKind,
   type LockMode,
   MAX_HOLD_COUNT,
@@ -32,6 +33,8 @@ export interface LeaseRecord {
   readonly principal: string;
   /** The holder's secret identity for reentrant holds; null for a non-reentrant lease. Never shown. */
   readonly holderKey: string | null;
+  /** The session (WebSocket) that holds it, whose close ends it; null for a lease taken over HTTP. */
+  readonly session: string | null;
   readonly token: number;
   readonly ttlMs: number;
   readonly expiresAt: number;
@@ -58,6 +61,8 @@ export interface Waiter {
   readonly owner: string | null;
   readonly principal: string;
   readonly holderKey: string | null;
+  /** The session that waits, whose close cancels the wait; null for a request parked over HTTP. */
+  readonly session: string | null;
   readonly ttlMs: number;
   readonly mode: LockMode;
   readonly permits: number;
@@ -76,7 +81,10 @@ export interface Waiter {
   readonly holdUntil: number;
 }
 
-export type EndReason = Extract<NotHeldReason, "expired" | "released" | "cancelled" | "forced">;
+export type EndReason = Extract<
+  NotHeldReason,
+  "expired" | "released" | "cancelled" | "forced" | "session_closed"
+>;
 
 export interface Tombstone {
   readonly leaseId: string;
@@ -129,6 +137,8 @@ export interface AcquireCommand {
   readonly permits: number;
   /** Non-null makes the acquire reentrant: the holder's secret identity. */
   readonly holderKey: string | null;
+  /** The session the acquire came over, or null for HTTP. */
+  readonly session: string | null;
   /** The client will re-poll as soon as this request's wait runs out: keep its turn for REPOLL_RESERVE_MS. */
   readonly repoll: boolean;
   readonly lockDelayMs: number;
@@ -151,6 +161,12 @@ export interface ForceReleaseCommand {
   readonly by: string;
 }
 
+/** A session's connection is gone: everything it held or waited for ends now. */
+export interface SessionClosedCommand {
+  readonly type: "sessionClosed";
+  readonly session: string;
+}
+
 /** The wait of the request parked for `leaseId` ran out: it is answered, and stops holding anyone up. */
 export interface WaitEndedCommand {
   readonly type: "waitEnded";
@@ -167,6 +183,7 @@ export type Command =
   | RenewCommand
   | ReleaseCommand
   | ForceReleaseCommand
+  | SessionClosedCommand
   | WaitEndedCommand
   | TickCommand;
 
@@ -234,12 +251,20 @@ export type ForceReleaseOutcome = { readonly kind: "forced"; readonly count: num
 
 export type TickOutcome = { readonly kind: "none" };
 
+/** What a closed session had: the leases it lost and the waits it left. */
+export type SessionClosedOutcome = {
+  readonly kind: "sessionClosed";
+  readonly leases: number;
+  readonly waits: number;
+};
+
 /** The outcome type of each command: a consumer handles only what its command can answer. */
 export interface OutcomeOf {
   acquire: AcquireOutcome;
   renew: RenewOutcome;
   release: ReleaseOutcome;
   forceRelease: ForceReleaseOutcome;
+  sessionClosed: SessionClosedOutcome;
   waitEnded: Busy;
   tick: TickOutcome;
 }
@@ -254,6 +279,14 @@ export interface Effects {
   readonly cancelled: readonly string[];
   /** Lease ids that ended in this step, for storage to remember for TOMBSTONE_TTL_MS. */
   readonly ended: readonly Tombstone[];
+  /** Leases that ended in this step other than by their holder's release: their holders must hear it. */
+  readonly lost: readonly Lost[];
+}
+
+export interface Lost {
+  readonly lease: LeaseRecord;
+  readonly reason: EndReason;
+  readonly by: string | null;
 }
 
 export interface Step<O extends Outcome = Outcome> {
@@ -267,6 +300,7 @@ class StepLog {
   readonly granted: LeaseRecord[] = [];
   readonly cancelled: string[] = [];
   readonly ended: Tombstone[] = [];
+  readonly lost: Lost[] = [];
   constructor(
     readonly now: number,
     readonly history: History,
@@ -317,6 +351,9 @@ export function transition<C extends Command>(
       outcome = { kind: "forced", count: s.holders.length };
       s = endHolders(s, s.holders, "forced", log, cmd.by);
       break;
+    case "sessionClosed":
+      [s, outcome] = closeSession(s, cmd.session, log);
+      break;
     case "waitEnded":
       outcome = waitingAnswer(s, cmd.leaseId, now);
       break;
@@ -325,7 +362,12 @@ export function transition<C extends Command>(
   }
   // A release, a downgrade or a force-release may have freed capacity: hand it on in the same step.
   s = grantFromQueue(s, log);
-  const effects: Effects = { granted: log.granted, cancelled: log.cancelled, ended: log.ended };
+  const effects: Effects = {
+    granted: log.granted,
+    cancelled: log.cancelled,
+    ended: log.ended,
+    lost: log.lost,
+  };
   return { state: s, outcome, effects } as Step<OutcomeOf[C["type"]]>;
 }
 
@@ -366,6 +408,8 @@ export function nextDeadline(state: LockState, now: number): number | null {
   if (blocking.length > 0) consider(state.delayUntil);
   // Only a waiter with another behind it can hold anyone up; the last one's end changes nothing for others.
   for (const w of blocking.slice(0, -1)) consider(isLive(w, now) ? w.waitUntil + 1 : w.reserveUntil + 1);
+  // A session's wait has no request whose timer answers it: the alarm does, when it ends.
+  for (const w of state.queue) if (w.session !== null) consider(w.waitUntil + 1);
   for (const w of state.queue) consider(w.holdUntil);
   return next === Number.POSITIVE_INFINITY ? null : next;
 }
@@ -392,6 +436,26 @@ export function holderView(l: LeaseRecord): HolderView {
     mode: l.mode,
     permits: l.permits,
     holdCount: holdCount(l),
+  };
+}
+
+/**
+ * A grant as its holder receives it (the wire `Lease` without the lock's name). `validForMs` counts from
+ * `arrivedAt`, when the request reached the lock object: it was sent before that, so a client's
+ * `sentAt + validForMs` is a deadline the lease cannot end before, however long the request waited.
+ */
+export function grantView({ lease: l, holdId, limit }: Granted, arrivedAt: number): Omit<Lease, "name"> {
+  return {
+    leaseId: holdId,
+    owner: l.owner,
+    token: l.token,
+    ttlMs: l.ttlMs,
+    expiresAt: l.expiresAt,
+    validForMs: Math.max(0, l.expiresAt - arrivedAt),
+    mode: l.mode,
+    permits: l.permits,
+    holdCount: holdCount(l),
+    limit,
   };
 }
 
@@ -476,6 +540,7 @@ function acquire(state: LockState, cmd: AcquireCommand, log: StepLog): [LockStat
     owner: cmd.owner,
     principal: cmd.principal,
     holderKey: cmd.holderKey,
+    session: cmd.session,
     ttlMs: cmd.ttlMs,
     mode: cmd.mode,
     permits: cmd.permits,
@@ -593,6 +658,23 @@ function release(s: LockState, leaseId: string, log: StepLog): [LockState, Relea
   return [s, notHeld(s, leaseId, log)];
 }
 
+/**
+ * Ends what a session held (its lock-delays still apply: a dropped connection does not prove the holder
+ * stopped) and withdraws what it waited for, each recorded as `session_closed`.
+ */
+function closeSession(s: LockState, session: string, log: StepLog): [LockState, SessionClosedOutcome] {
+  const leases = s.holders.filter((l) => l.session === session);
+  const waits = s.queue.filter((w) => w.session === session);
+  for (const w of waits) log.end(w.leaseId, "session_closed");
+  const next = endHolders(
+    { ...s, queue: s.queue.filter((w) => w.session !== session) },
+    leases,
+    "session_closed",
+    log,
+  );
+  return [next, { kind: "sessionClosed", leases: leases.length, waits: waits.length }];
+}
+
 function notHeld(s: LockState, leaseId: string, log: StepLog): NotHeld {
   if (s.queue.some((w) => w.leaseId === leaseId)) {
     return { kind: "rejected", code: "not_held", reason: "queued", by: null };
@@ -647,7 +729,7 @@ function newLease(
   s: LockState,
   req: Pick<
     Waiter,
-    "leaseId" | "owner" | "principal" | "holderKey" | "ttlMs" | "mode" | "permits" | "lockDelayMs"
+    "leaseId" | "owner" | "principal" | "holderKey" | "session" | "ttlMs" | "mode" | "permits" | "lockDelayMs"
   >,
   now: number,
 ): LeaseRecord {
@@ -656,6 +738,7 @@ function newLease(
     owner: req.owner,
     principal: req.principal,
     holderKey: req.holderKey,
+    session: req.session,
     token: s.lastToken + 1,
     ttlMs: req.ttlMs,
     expiresAt: now + req.ttlMs,
@@ -680,6 +763,7 @@ function endHolders(
   for (const l of ended) {
     // Each hold's leaseId is single-use: a retry of any of them must not start a fresh lease.
     for (const id of l.holds) log.end(id, reason, by);
+    if (reason !== "released") log.lost.push({ lease: l, reason, by });
     // A lost holder may still be running: keep the lock closed for its lock-delay. A release frees at once.
     if (reason !== "released" && l.lockDelayMs > 0) {
       const endedAt = reason === "expired" ? l.expiresAt : log.now;

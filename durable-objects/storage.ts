@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS lease (
   aliases TEXT NOT NULL,
   principal TEXT NOT NULL DEFAULT '',
   holder_key TEXT,
-  holds TEXT
+  holds TEXT,
+  session TEXT
 );
 CREATE TABLE IF NOT EXISTS waiter (
   lease_id TEXT PRIMARY KEY,
@@ -48,7 +49,8 @@ CREATE TABLE IF NOT EXISTS waiter (
   hold_until INTEGER NOT NULL,
   principal TEXT NOT NULL DEFAULT '',
   holder_key TEXT,
-  reserve_until INTEGER NOT NULL DEFAULT 0
+  reserve_until INTEGER NOT NULL DEFAULT 0,
+  session TEXT
 );
 CREATE TABLE IF NOT EXISTS tombstone (
   lease_id TEXT PRIMARY KEY,
@@ -67,6 +69,8 @@ const ADDED_COLUMNS: [table: string, column: string, definition: string][] = [
   ["waiter", "principal", "TEXT NOT NULL DEFAULT ''"],
   ["waiter", "holder_key", "TEXT"],
   ["waiter", "reserve_until", "INTEGER NOT NULL DEFAULT 0"],
+  ["lease", "session", "TEXT"],
+  ["waiter", "session", "TEXT"],
 ];
 
 type Row = Record<string, SqlStorageValue>;
@@ -150,8 +154,8 @@ export class LockStore implements History {
     syncRows(sql, "lease", before.holders, after.holders, (l) =>
       sql.exec(
         `INSERT OR REPLACE INTO lease (lease_id, owner, principal, holder_key, token, ttl_ms, expires_at,
-         granted_at, mode, permits, hold_count, reentrant, lock_delay_ms, aliases, holds)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         granted_at, mode, permits, hold_count, reentrant, lock_delay_ms, aliases, holds, session)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         l.leaseId,
         l.owner,
         l.principal,
@@ -167,13 +171,14 @@ export class LockStore implements History {
         l.lockDelayMs,
         "",
         l.holds.join(","),
+        l.session,
       ),
     );
     syncRows(sql, "waiter", before.queue, after.queue, (w) =>
       sql.exec(
         `INSERT OR REPLACE INTO waiter (lease_id, owner, principal, holder_key, ttl_ms, mode, permits,
-         reentrant, lock_delay_ms, seq, enqueued_at, wait_until, reserve_until, hold_until)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         reentrant, lock_delay_ms, seq, enqueued_at, wait_until, reserve_until, hold_until, session)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         w.leaseId,
         w.owner,
         w.principal,
@@ -188,6 +193,7 @@ export class LockStore implements History {
         w.waitUntil,
         w.reserveUntil,
         w.holdUntil,
+        w.session,
       ),
     );
     if (ended.length > 0) {
@@ -244,6 +250,7 @@ function toLease(r: Row): LeaseRecord {
     owner: text(r.owner),
     principal: String(r.principal),
     holderKey: text(r.holder_key),
+    session: text(r.session),
     token: Number(r.token),
     ttlMs: Number(r.ttl_ms),
     expiresAt: Number(r.expires_at),
@@ -272,6 +279,7 @@ function toWaiter(r: Row): Waiter {
     owner: text(r.owner),
     principal: String(r.principal),
     holderKey: text(r.holder_key),
+    session: text(r.session),
     ttlMs: Number(r.ttl_ms),
     mode: String(r.mode) as LockMode,
     permits: Number(r.permits),

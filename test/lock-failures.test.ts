@@ -20,6 +20,7 @@ const command = (leaseId: string, waitMs: number) => ({
   limit: null,
   permits: 1,
   holderKey: null,
+  session: null,
   repoll: false,
   lockDelayMs: 0,
 });

@@ -118,7 +118,10 @@ describe("GET /openapi.json", () => {
     // Every code the server has is answered by some route, and documented there.
     const everywhere = new Set(
       Object.entries(doc.paths).flatMap(([path, ops]) =>
-        Object.keys(ops).flatMap((m) => documentedCodes(doc, path, m)),
+        Object.entries(ops).flatMap(([m, op]) => [
+          ...documentedCodes(doc, path, m),
+          ...((op["x-frame-error-codes"] as ErrorCode[] | undefined) ?? []),
+        ]),
       ),
     );
     const unused = Object.keys(ERROR_CODES).filter(

@@ -3,8 +3,9 @@
  * rejection becomes the problem (code, detail, members, Retry-After) every transport sends. HTTP routes,
  * and any other way in to a lock, map answers here and nowhere else. No lock rules live here.
  */
-import type { Lease, ReleaseResponse } from "../client/src/protocol.ts";
+import type { Lease, LockView, ReleaseResponse } from "../client/src/protocol.ts";
 import type { AcquireAnswer, Grant, ReleaseAnswer, RenewAnswer } from "../durable-objects/lock-object.ts";
+import type { LockSnapshot } from "../durable-objects/lock-state.ts";
 import { ProblemError } from "./problem.ts";
 
 /** Every rejection the lock object can answer with. */
@@ -16,6 +17,23 @@ export type RejectionCode<A> = A extends { kind: "rejected"; code: infer C } ? C
 /** The holder's lease, as the wire carries it. */
 export function leaseOf(name: string, { lease }: Grant): Lease {
   return { name, ...lease };
+}
+
+/** What `GET` (and a session's `watch`) shows of a lock. */
+export function lockViewOf(name: string, snap: LockSnapshot): LockView {
+  return {
+    name,
+    held: snap.holderCount > 0,
+    kind: snap.kind,
+    holders: [...snap.holders],
+    holderCount: snap.holderCount,
+    nextAfter: snap.nextAfter,
+    waiters: snap.waiters,
+    lastToken: snap.lastToken,
+    limit: snap.limit,
+    permitsInUse: snap.permitsInUse,
+    lockDelayUntil: snap.delayUntil,
+  };
 }
 
 export function releasedOf(answer: Exclude<ReleaseAnswer, { kind: "rejected" }>): ReleaseResponse {

@@ -7,9 +7,8 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
-import type { LockView } from "../client/src/protocol.ts";
-import type { LockObject } from "../durable-objects/lock-object.ts";
-import { leaseOf, lockFailure, problemOf, releasedOf } from "./answers.ts";
+import { type LockObject, SESSION_HEADER } from "../durable-objects/lock-object.ts";
+import { leaseOf, lockFailure, lockViewOf, problemOf, releasedOf } from "./answers.ts";
 import { markInsecure } from "./auth.ts";
 import { cors } from "./cors.ts";
 import { ALL_LOCKS, ROLES } from "./keys.ts";
@@ -21,6 +20,7 @@ import {
   inspectRoute,
   releaseRoute,
   renewRoute,
+  sessionRoute,
 } from "./routes.ts";
 import { describeIssue } from "./schemas.ts";
 import type { AppEnv } from "./settings.ts";
@@ -39,6 +39,7 @@ app.use(markInsecure());
 app.use(cors());
 app.use("/v1/*", async function noStore(c, next) {
   await next();
+  if (c.res.status === 101) return; // a session's upgrade: its headers are the runtime's
   // Leases carry their holder's secret leaseId: no cache may keep them, no browser may sniff them.
   c.header("cache-control", "no-store");
   c.header("x-content-type-options", "nosniff");
@@ -69,6 +70,7 @@ app.openapi(acquireRoute, async (c) => {
       limit: body.limit ?? null,
       permits: body.permits,
       holderKey: body.reentrant ? (body.holderKey ?? null) : null,
+      session: null,
       repoll: body.repoll,
       lockDelayMs: body.lockDelayMs,
     }),
@@ -108,20 +110,28 @@ app.openapi(inspectRoute, async (c) => {
   const name = c.var.lockName;
   const { after } = c.req.valid("query");
   const snap = await callLock(c, name, (lock) => lock.inspect({ after: after ?? 0 }));
-  const view: LockView = {
-    name,
-    held: snap.holderCount > 0,
-    kind: snap.kind,
-    holders: [...snap.holders],
-    holderCount: snap.holderCount,
-    nextAfter: snap.nextAfter,
-    waiters: snap.waiters,
-    lastToken: snap.lastToken,
-    limit: snap.limit,
-    permitsInUse: snap.permitsInUse,
-    lockDelayUntil: snap.delayUntil,
-  };
-  return c.json(view, 200);
+  return c.json(lockViewOf(name, snap), 200);
+});
+
+app.openapi(sessionRoute, async (c) => {
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+    throw new ProblemError("upgrade_required", "a session is a WebSocket: send Upgrade: websocket");
+  }
+  const name = c.var.lockName;
+  const { principal } = c.var;
+  // A request of the Worker's own making: the object learns who opened the session from this header only.
+  const headers = new Headers({ upgrade: "websocket" });
+  const offered = c.req.header("sec-websocket-protocol");
+  if (offered !== undefined) headers.set("sec-websocket-protocol", offered);
+  headers.set(SESSION_HEADER, JSON.stringify({ principal: principal.name, role: principal.role }));
+  const stub = c.env.LOCK.getByName(name);
+  try {
+    return await stub.fetch(
+      new Request(`https://lock.internal/${encodeURIComponent(name)}/session`, { headers }),
+    );
+  } catch (err) {
+    throw lockFailure(name, err);
+  }
 });
 
 app.doc31("/openapi.json", {

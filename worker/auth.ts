@@ -29,6 +29,11 @@ export type Principal = Pick<ApiKey, "name" | "role" | "prefixes">;
 export interface AuthOptions {
   /** What the route does to the lock named in its path. */
   permission: Permission;
+  /**
+   * Also take the key from the WebSocket subprotocol `bearer.<key>`, for browsers, which cannot set headers
+   * on a WebSocket. @default false
+   */
+  fromSubprotocol?: boolean;
 }
 
 /** The principal every request gets while `EDGELOCK_INSECURE_NO_AUTH=true`. */
@@ -42,14 +47,16 @@ export const INSECURE_PRINCIPAL: Principal = {
 export const INSECURE_HEADER = "x-edgelock-auth";
 
 const REALM = 'Bearer realm="edgelock"';
+/** The subprotocol prefix by which a browser offers its key on a session's upgrade. */
+export const BEARER_SUBPROTOCOL = "bearer.";
 // RFC 6750 b64token, the only syntax a bearer credential may have.
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
 let warnedInsecure = false;
 
-export function auth({ permission }: AuthOptions): MiddlewareHandler<AppEnv> {
+export function auth({ permission, fromSubprotocol = false }: AuthOptions): MiddlewareHandler<AppEnv> {
   return async function auth(c, next) {
-    const principal = await authenticate(c);
+    const principal = await authenticate(c, fromSubprotocol);
     const name = lockName(c);
     if (!inScope(principal, name)) {
       throw new ProblemError(
@@ -75,11 +82,12 @@ export function auth({ permission }: AuthOptions): MiddlewareHandler<AppEnv> {
 export function markInsecure(): MiddlewareHandler<AppEnv> {
   return async function markInsecure(c, next) {
     await next();
+    if (c.res.status === 101) return; // a session's upgrade: its headers are the runtime's
     if (readSettings(c.env).insecureNoAuth) c.header(INSECURE_HEADER, "insecure-no-auth");
   };
 }
 
-async function authenticate(c: Context<AppEnv>): Promise<Principal> {
+async function authenticate(c: Context<AppEnv>, fromSubprotocol: boolean): Promise<Principal> {
   const settings = readSettings(c.env);
   if (settings.insecureNoAuth) {
     if (!warnedInsecure) {
@@ -104,7 +112,7 @@ async function authenticate(c: Context<AppEnv>): Promise<Principal> {
       "the EDGELOCK_KEYS secret is invalid, so every lock request is refused; the operator's log says why (see docs/security.md)",
     );
   }
-  const header = c.req.header("authorization");
+  const header = c.req.header("authorization") ?? (fromSubprotocol ? subprotocolKey(c) : undefined);
   if (header === undefined) {
     throw unauthorized(REALM, "send an API key as `Authorization: Bearer <key>`");
   }
@@ -129,6 +137,13 @@ function lockName(c: Context<AppEnv>): string {
     throw new ProblemError("invalid_name", LOCK_NAME_RULE);
   }
   return name;
+}
+
+/** `Sec-WebSocket-Protocol: edgelock.v1, bearer.<key>` as the Authorization header it stands for. */
+function subprotocolKey(c: Context<AppEnv>): string | undefined {
+  const offered = (c.req.header("sec-websocket-protocol") ?? "").split(",").map((p) => p.trim());
+  const key = offered.find((p) => p.startsWith(BEARER_SUBPROTOCOL))?.slice(BEARER_SUBPROTOCOL.length);
+  return key === undefined ? undefined : `Bearer ${key}`;
 }
 
 function unauthorized(challenge: string, detail: string): ProblemError {

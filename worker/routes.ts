@@ -89,8 +89,8 @@ const leaseExample = {
 } as const;
 
 /** A route on a lock: the key it needs (checked first), and the JSON body it reads, if any. */
-function onLock(permission: Permission, withBody: boolean) {
-  const middleware: MiddlewareHandler<AppEnv>[] = [auth({ permission })];
+function onLock(permission: Permission, withBody: boolean, fromSubprotocol = false) {
+  const middleware: MiddlewareHandler<AppEnv>[] = [auth({ permission, fromSubprotocol })];
   if (withBody) middleware.push(readJsonBody());
   return {
     middleware,
@@ -253,6 +253,38 @@ export const inspectRoute = createRoute({
   },
 });
 
+export const sessionRoute = createRoute({
+  method: "get",
+  path: "/v1/locks/{name}/session",
+  operationId: "session",
+  summary:
+    "Open a WebSocket session with the lock (Upgrade: websocket): acquire, renew, release and watch as JSON " +
+    "frames; everything it holds or waits for ends when it closes. Frames: docs/api.md#sessions",
+  description:
+    "A read key may watch; acquire, renew and release need a write key. Browsers, which cannot set headers " +
+    "on a WebSocket, offer the subprotocols `edgelock.v1` and `bearer.<key>` instead of the Authorization header.",
+  ...onLock("inspect", false, true),
+  // The codes an `error` frame can carry, once the session is open.
+  "x-frame-error-codes": [
+    ...new Set([
+      "invalid_frame",
+      "malformed_json",
+      "body_too_large",
+      "forbidden",
+      ...inputCodes(acquireSchema, ACQUIRE_RULE_CODES),
+      ...inputCodes(renewSchema),
+      ...ACQUIRE_CODES,
+      ...RENEW_CODES,
+      ...RELEASE_CODES,
+    ]),
+  ],
+  request: { params: lockParams },
+  responses: {
+    101: { description: "the session is open: JSON text frames both ways (docs/api.md#sessions)" },
+    ...problems(AUTH_CODES, ["upgrade_required", "too_many_sessions"]),
+  },
+});
+
 export const healthRoute = createRoute({
   method: "get",
   path: "/healthz",
@@ -263,4 +295,12 @@ export const healthRoute = createRoute({
 });
 
 /** Every route above, for the tests that check each is served, documented, and its examples valid. */
-export const ROUTES = [acquireRoute, renewRoute, releaseRoute, forceReleaseRoute, inspectRoute, healthRoute];
+export const ROUTES = [
+  acquireRoute,
+  renewRoute,
+  releaseRoute,
+  forceReleaseRoute,
+  inspectRoute,
+  sessionRoute,
+  healthRoute,
+];

@@ -13,6 +13,7 @@ import {
   MAX_LIMIT,
   MAX_LOCK_DELAY_MS,
   MAX_OWNER_LENGTH,
+  MAX_SESSION_WAIT_MS,
   MAX_TTL_MS,
   MAX_WAIT_MS,
   MIN_TTL_MS,
@@ -38,51 +39,77 @@ export const ACQUIRE_RULE_CODES = [
   "holder_key_required",
 ] as const satisfies ErrorCode[];
 
+const acquireFields = {
+  ttlMs,
+  waitMs: z.int().min(0).max(MAX_WAIT_MS).default(0),
+  owner: z
+    .string()
+    .min(1)
+    .max(MAX_OWNER_LENGTH)
+    // A refinement, not .regex(): the pattern needs the `u` flag, which JSON Schema patterns cannot say.
+    .refine((o) => OWNER_CHARACTERS.test(o))
+    .meta({ description: "a label for people: no control, format or line-separator characters" })
+    .optional(),
+  leaseId: leaseId.optional(),
+  mode: mode.default("exclusive"),
+  limit: z.int().min(1).max(MAX_LIMIT).optional(),
+  permits: z.int().min(1).max(MAX_LIMIT).default(1),
+  reentrant: z.boolean().default(false),
+  holderKey: leaseId.optional(),
+  repoll: z.boolean().default(false),
+  lockDelayMs: z.int().min(0).max(MAX_LOCK_DELAY_MS).default(0),
+};
+
+type AcquireFields = z.output<z.ZodObject<typeof acquireFields>>;
+
+/** The acquire rules that span fields, for HTTP bodies and session frames alike. */
+function checkAcquire(b: AcquireFields, ctx: z.RefinementCtx): void {
+  const fail = (code: (typeof ACQUIRE_RULE_CODES)[number], message: string) =>
+    ctx.addIssue({ code: "custom", message, params: { code } });
+  if (b.limit === undefined && b.permits !== 1) {
+    fail("invalid_permits", "permits is only for semaphores: state the lock's limit too");
+  } else if (b.limit !== undefined && b.permits > b.limit) {
+    fail("permits_exceed_limit", `permits (${b.permits}) exceed the limit (${b.limit})`);
+  }
+  if (b.limit !== undefined && b.limit > 1 && b.mode === "shared") {
+    fail("invalid_mode", "shared mode is for read-write locks; a semaphore takes permits");
+  }
+  if (b.reentrant && b.holderKey === undefined) {
+    fail(
+      "holder_key_required",
+      "a reentrant acquire needs a holderKey: holds are counted per holder, never per public owner label",
+    );
+  }
+}
+
 export const acquireSchema = z
-  .strictObject({
-    ttlMs,
-    waitMs: z.int().min(0).max(MAX_WAIT_MS).default(0),
-    owner: z
-      .string()
-      .min(1)
-      .max(MAX_OWNER_LENGTH)
-      // A refinement, not .regex(): the pattern needs the `u` flag, which JSON Schema patterns cannot say.
-      .refine((o) => OWNER_CHARACTERS.test(o))
-      .meta({ description: "a label for people: no control, format or line-separator characters" })
-      .optional(),
-    leaseId: leaseId.optional(),
-    mode: mode.default("exclusive"),
-    limit: z.int().min(1).max(MAX_LIMIT).optional(),
-    permits: z.int().min(1).max(MAX_LIMIT).default(1),
-    reentrant: z.boolean().default(false),
-    holderKey: leaseId.optional(),
-    repoll: z.boolean().default(false),
-    lockDelayMs: z.int().min(0).max(MAX_LOCK_DELAY_MS).default(0),
-  })
-  .superRefine((b, ctx) => {
-    const fail = (code: (typeof ACQUIRE_RULE_CODES)[number], message: string) =>
-      ctx.addIssue({ code: "custom", message, params: { code } });
-    if (b.limit === undefined && b.permits !== 1) {
-      fail("invalid_permits", "permits is only for semaphores: state the lock's limit too");
-    } else if (b.limit !== undefined && b.permits > b.limit) {
-      fail("permits_exceed_limit", `permits (${b.permits}) exceed the limit (${b.limit})`);
-    }
-    if (b.limit !== undefined && b.limit > 1 && b.mode === "shared") {
-      fail("invalid_mode", "shared mode is for read-write locks; a semaphore takes permits");
-    }
-    if (b.reentrant && b.holderKey === undefined) {
-      fail(
-        "holder_key_required",
-        "a reentrant acquire needs a holderKey: holds are counted per holder, never per public owner label",
-      );
-    }
-  })
+  .strictObject(acquireFields)
+  .superRefine(checkAcquire)
   .meta({ id: "AcquireRequest" });
 
-export const renewSchema = z
-  .strictObject({ leaseId, ttlMs: ttlMs.optional(), mode: mode.optional() })
-  .meta({ id: "RenewRequest" });
+const renewFields = { leaseId, ttlMs: ttlMs.optional(), mode: mode.optional() };
+export const renewSchema = z.strictObject(renewFields).meta({ id: "RenewRequest" });
 export const releaseSchema = z.strictObject({ leaseId }).meta({ id: "ReleaseRequest" });
+
+/**
+ * Session frames (client → server): the HTTP bodies with a `type` and a client-chosen `id`, checked by the
+ * same fields and rules. A session's acquire may wait up to MAX_SESSION_WAIT_MS: its grant is pushed.
+ */
+export const frameHeadSchema = z.object({
+  type: z.enum(["acquire", "renew", "release", "watch"]),
+  id: z.union([z.int(), z.string().max(64)]),
+});
+const frameHead = { type: z.string(), id: frameHeadSchema.shape.id };
+export const sessionAcquireSchema = z
+  .strictObject({
+    ...frameHead,
+    ...acquireFields,
+    waitMs: z.int().min(0).max(MAX_SESSION_WAIT_MS).default(0),
+  })
+  .superRefine(checkAcquire);
+export const sessionRenewSchema = z.strictObject({ ...frameHead, ...renewFields });
+export const sessionReleaseSchema = z.strictObject({ ...frameHead, leaseId });
+export const sessionWatchSchema = z.strictObject(frameHead);
 
 /** `GET /v1/locks/{name}?after=`: the token after which the page of holders starts (a `nextAfter`). */
 export const inspectQuerySchema = z.object({
@@ -107,6 +134,8 @@ const FIELD_CODES: Record<string, ErrorCode> = {
   repoll: "invalid_repoll",
   lockDelayMs: "invalid_lock_delay",
   after: "invalid_query",
+  type: "invalid_frame",
+  id: "invalid_frame",
 };
 
 const HINTS: Partial<Record<ErrorCode, string>> = {
@@ -122,6 +151,8 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   invalid_repoll: "repoll must be a boolean",
   invalid_lock_delay: `lockDelayMs must be an integer from 0 to ${MAX_LOCK_DELAY_MS}`,
   invalid_query: "after must be a token: a non-negative integer (a nextAfter)",
+  invalid_frame:
+    'a frame is a JSON object with a "type" (acquire, renew, release, watch) and an "id" (an integer or a string of up to 64 characters)',
 };
 
 /**

@@ -23,6 +23,17 @@ export const REPOLL_GRACE_MS = 3_000;
  * place for REPOLL_GRACE_MS but never holds up anyone behind it.
  */
 export const REPOLL_RESERVE_MS = 500;
+/** Longest a session's acquire may wait: a session waiter is pushed its grant, so it has no per-request cap. */
+export const MAX_SESSION_WAIT_MS = 86_400_000;
+/** A session client sends the text frame `ping` this often; the lock object answers `pong` without waking. */
+export const SESSION_PING_MS = 5_000;
+/** A session silent this long (no frame, no ping: a pulled cable) is closed, and what it held ends. */
+export const SESSION_TIMEOUT_MS = 15_000;
+/** Sessions one lock will keep open; more are refused with 429 `too_many_sessions` before the upgrade. */
+export const MAX_SESSIONS = 1_000;
+/** The subprotocol a session speaks; a browser offers its key as a second one, `bearer.<key>`. */
+export const SESSION_PROTOCOL = "edgelock.v1";
+
 /** Waiters one lock will queue; more get 429 `too_many_waiters`. */
 export const MAX_WAITERS = 1_000;
 /** Largest semaphore `limit`. */
@@ -159,7 +170,15 @@ export interface LockView {
   lockDelayUntil: number | null;
 }
 
-export const NOT_HELD_REASONS = ["expired", "released", "unknown", "queued", "cancelled", "forced"] as const;
+export const NOT_HELD_REASONS = [
+  "expired",
+  "released",
+  "unknown",
+  "queued",
+  "cancelled",
+  "forced",
+  "session_closed",
+] as const;
 export type NotHeldReason = (typeof NOT_HELD_REASONS)[number];
 
 /**
@@ -178,6 +197,7 @@ export const PROBLEMS = {
   reentrant_mismatch: { status: 409, title: "Reentrant acquire does not match the held lease" },
   too_many_holds: { status: 409, title: "Too many reentrant holds" },
   too_many_waiters: { status: 429, title: "Too many waiters" },
+  too_many_sessions: { status: 429, title: "Too many sessions" },
   invalid_name: { status: 400, title: "Invalid lock name" },
   invalid_body: { status: 400, title: "Invalid request body" },
   malformed_json: { status: 400, title: "Malformed JSON" },
@@ -195,6 +215,8 @@ export const PROBLEMS = {
   invalid_repoll: { status: 400, title: "Invalid repoll flag" },
   invalid_query: { status: 400, title: "Invalid query parameter" },
   invalid_lock_delay: { status: 400, title: "Invalid lockDelayMs" },
+  upgrade_required: { status: 426, title: "WebSocket upgrade required" },
+  invalid_frame: { status: 400, title: "Invalid session frame" },
   unsupported_media_type: { status: 415, title: "Unsupported media type" },
   body_too_large: { status: 413, title: "Request body too large" },
   not_found: { status: 404, title: "Not found" },
