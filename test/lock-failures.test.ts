@@ -1,7 +1,7 @@
 import { abortAllDurableObjects } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import { lockFailure } from "../worker/app.ts";
+import { lockFailure } from "../worker/operations.ts";
 import { ProblemError } from "../worker/problem.ts";
 import { lockName, tick } from "./helpers/api.ts";
 import { untilWaiters } from "./helpers/runtime.ts";

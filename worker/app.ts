@@ -1,20 +1,25 @@
 /**
- * The HTTP API v1 as Hono routes: authenticate and scope-check (auth.ts), check the body, call the lock
- * object over RPC, and map its outcome to a response. No lock rules live here; see
- * durable-objects/lock-state.ts. Handlers take the lock name only from `c.var.lockName`, which auth set
- * after its scope check.
+ * The HTTP API v1 as Hono routes: authenticate and scope-check (auth.ts), read the JSON body, and run the
+ * operation (operations.ts, shared with the Workers RPC entrypoint in rpc.ts). No lock rules live here;
+ * see durable-objects/lock-state.ts. Handlers take the lock name only from `c.var.lockName`, which auth
+ * set after its scope check.
  */
 import { type Context, Hono } from "hono";
 import type { z } from "zod";
-import type { HolderView, Lease, LockView } from "../client/src/protocol.ts";
 import { MAX_BODY_BYTES } from "../client/src/protocol.ts";
-import type { AcquireOutcome, Answer, Granted, LockObject } from "../durable-objects/lock-object.ts";
-import type { LeaseRecord } from "../durable-objects/lock-state.ts";
 import { auth } from "./auth.ts";
 import { cors } from "./cors.ts";
-import { type ForceReleaseResult, openApiDocument } from "./openapi.ts";
+import { openApiDocument } from "./openapi.ts";
+import {
+  acquireLock,
+  forceReleaseLock,
+  inspectLock,
+  parseBody,
+  releaseLock,
+  renewLock,
+} from "./operations.ts";
 import { ProblemError, problem } from "./problem.ts";
-import { acquireSchema, describeIssue, releaseSchema, renewSchema } from "./schemas.ts";
+import { acquireSchema, releaseSchema, renewSchema } from "./schemas.ts";
 import type { AppEnv } from "./settings.ts";
 
 export const app = new Hono<AppEnv>();
@@ -32,69 +37,26 @@ app.get("/healthz", (c) => c.json({ ok: true }));
 app.get("/openapi.json", (c) => c.json(openApiDocument()));
 
 app.post("/v1/locks/:name/acquire", auth({ permission: "lock" }), async (c) => {
-  const name = c.var.lockName;
   const body = await readBody(c, acquireSchema);
-  const outcome = await callLock(c, name, (lock) =>
-    lock.acquire({
-      leaseId: body.leaseId ?? newLeaseId(),
-      owner: body.owner ?? null,
-      ttlMs: body.ttlMs,
-      waitMs: body.waitMs,
-      mode: body.mode,
-      limit: body.limit ?? null,
-      permits: body.permits,
-      reentrant: body.reentrant,
-      lockDelayMs: body.lockDelayMs,
-    }),
-  );
-  return answer(name, outcome);
+  return Response.json(await acquireLock(c.env, c.var.lockName, body));
 });
 
 app.post("/v1/locks/:name/renew", auth({ permission: "lock" }), async (c) => {
-  const name = c.var.lockName;
   const body = await readBody(c, renewSchema);
-  const outcome = await callLock(c, name, (lock) =>
-    lock.renew(body.leaseId, body.ttlMs ?? null, body.mode ?? null),
-  );
-  return answer(name, outcome);
+  return Response.json(await renewLock(c.env, c.var.lockName, body));
 });
 
 app.post("/v1/locks/:name/release", auth({ permission: "lock" }), async (c) => {
-  const name = c.var.lockName;
   const body = await readBody(c, releaseSchema);
-  const outcome = await callLock(c, name, (lock) => lock.release(body.leaseId));
-  return answer(name, outcome);
+  return Response.json(await releaseLock(c.env, c.var.lockName, body));
 });
 
 app.post("/v1/locks/:name/force-release", auth({ permission: "force" }), async (c) => {
-  const name = c.var.lockName;
-  const by = c.var.principal.name;
-  const outcome = await callLock(c, name, (lock) => lock.forceRelease(by));
-  if (outcome.kind !== "forced") throw new Error(`forceRelease answered ${outcome.kind}`);
-  // The audit record: who ended which leases. The lock object also keeps `by` with each ended lease.
-  console.log(JSON.stringify({ event: "force-release", lock: name, by, count: outcome.count }));
-  const result: ForceReleaseResult = { name, forced: true, count: outcome.count, by };
-  return Response.json(result);
+  return Response.json(await forceReleaseLock(c.env, c.var.lockName, c.var.principal.name));
 });
 
 app.get("/v1/locks/:name", auth({ permission: "inspect" }), async (c) => {
-  const name = c.var.lockName;
-  const after = readAfter(c.req.query("after"));
-  const snap = await callLock(c, name, (lock) => lock.inspect(after));
-  const view: LockView = {
-    name,
-    held: snap.holderCount > 0,
-    kind: snap.kind,
-    holders: snap.holders.map(holderView),
-    holderCount: snap.holderCount,
-    nextAfter: snap.nextAfter,
-    waiters: snap.waiters,
-    lastToken: snap.lastToken,
-    limit: snap.limit,
-    permitsInUse: snap.permitsInUse,
-    lockDelayUntil: snap.delayUntil,
-  };
-  return Response.json(view);
+  return Response.json(await inspectLock(c.env, c.var.lockName, readAfter(c.req.query("after"))));
 });
 
 const ROUTES: [RegExp, string][] = [
@@ -140,167 +102,16 @@ async function readBody<S extends z.ZodType>(c: Context<AppEnv>, schema: S): Pro
   } catch {
     throw new ProblemError("malformed_json", "the request body is not valid JSON");
   }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const { code, detail } = describeIssue(parsed.error);
-    throw new ProblemError(code, detail);
-  }
-  return parsed.data;
+  return parseBody(schema, json);
 }
 
 /** `?after=`: the token after which the page of holders starts (a previous answer's `nextAfter`). */
 function readAfter(raw: string | undefined): number {
   if (raw === undefined) return 0;
-  const after = /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
-  if (!Number.isSafeInteger(after)) {
-    throw new ProblemError("invalid_query", "after must be a token: a non-negative integer (a nextAfter)");
-  }
-  return after;
+  // Anything but digits is refused by inspectLock, as a token must be.
+  return /^\d{1,15}$/.test(raw) ? Number(raw) : Number.NaN;
 }
 
 function tooLarge(): ProblemError {
   return new ProblemError("body_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`);
-}
-
-/**
- * The lock object's RPC methods as the Worker sees them. The generated stub type distributes each union
- * result over `Promise`, which hides the discriminant; this view keeps the object's own signatures.
- */
-type LockStub = {
-  [K in "acquire" | "renew" | "release" | "forceRelease" | "inspect"]: (
-    ...args: Parameters<LockObject[K]>
-  ) => Promise<Awaited<ReturnType<LockObject[K]>>>;
-};
-
-/** Calls the lock object; a reset object (deploy, restart) is a retryable 503, never a 500. */
-async function callLock<T>(
-  c: Context<AppEnv>,
-  name: string,
-  call: (lock: LockStub) => Promise<T>,
-): Promise<T> {
-  try {
-    return await call(c.env.LOCK.getByName(name) as unknown as LockStub);
-  } catch (err) {
-    throw lockFailure(name, err);
-  }
-}
-
-/**
- * What a failed call to a lock object means for the client. An error thrown by the object's own code
- * (`remote`, not `retryable`) is a bug: a 500, logged, never to be retried blindly. Anything else (a
- * reset by a deploy or eviction, an overloaded or unreachable object) is a retryable 503. Either way the
- * lock is unchanged: a failed step's transaction rolls back and its state is never adopted.
- */
-export function lockFailure(name: string, err: unknown): Error {
-  const e = typeof err === "object" && err !== null ? (err as { remote?: unknown; retryable?: unknown }) : {};
-  if (e.remote === true && e.retryable !== true) return err instanceof Error ? err : new Error(String(err));
-  console.warn(`lock object ${name} unavailable:`, err);
-  return new ProblemError(
-    "unavailable",
-    "the lock object restarted or is busy; retry, re-polling with the same leaseId keeps a waiter's place",
-    { extra: { retryAfterMs: 100 }, headers: { "retry-after": "1" } },
-  );
-}
-
-function answer(name: string, outcome: Answer | AcquireOutcome): Response {
-  switch (outcome.kind) {
-    case "granted":
-      return Response.json(leaseView(name, outcome));
-    case "released":
-      return Response.json({ released: true, holdCount: outcome.holdCount });
-    case "cancelled":
-      return Response.json({ released: false, cancelled: true });
-    case "rejected":
-      return rejection(outcome);
-    case "queued":
-    case "forced":
-    case "none":
-      throw new Error(`unexpected outcome ${outcome.kind}`);
-    default:
-      return assertNever(outcome);
-  }
-}
-
-function rejection(r: Extract<Answer | AcquireOutcome, { kind: "rejected" }>): Response {
-  switch (r.code) {
-    case "lock_held":
-    case "lock_delay": {
-      const detail =
-        r.code === "lock_delay"
-          ? "the lock's last holder was lost; it stays closed for its lock-delay"
-          : r.position === null
-            ? "the lock is held; retry after retryAfterMs, or wait with waitMs"
-            : `still queued at position ${r.position}; re-poll with the same leaseId to keep the place`;
-      return problem(r.code, detail, {
-        extra: {
-          retryAfterMs: r.retryAfterMs,
-          holders: r.holders.map(holderView),
-          ...(r.position === null ? {} : { position: r.position }),
-        },
-        headers: { "retry-after": String(Math.ceil(r.retryAfterMs / 1000)) },
-      });
-    }
-    case "not_held":
-      return problem("not_held", `this leaseId does not hold the lock (${r.reason})`, {
-        extra: r.by === null ? { reason: r.reason } : { reason: r.reason, by: r.by },
-      });
-    case "lease_ended":
-      return problem("lease_ended", `this leaseId was already used and ended (${r.reason}); use a new one`, {
-        extra: { reason: r.reason },
-      });
-    case "limit_mismatch":
-      return problem("limit_mismatch", `the lock is in use with limit ${r.limit}`, {
-        extra: { limit: r.limit },
-      });
-    case "upgrade_not_supported":
-      return problem(
-        "upgrade_not_supported",
-        "a shared lease cannot become exclusive (two upgraders would deadlock); release and acquire exclusive",
-      );
-    case "too_many_waiters":
-      return problem("too_many_waiters", "this lock's queue is full; retry later", {
-        extra: { retryAfterMs: r.retryAfterMs },
-        headers: { "retry-after": String(Math.ceil(r.retryAfterMs / 1000)) },
-      });
-    case "wait_cancelled":
-      return problem("wait_cancelled", "this wait was cancelled by a release of its leaseId");
-    default:
-      return assertNever(r);
-  }
-}
-
-function leaseView(name: string, { lease: l, limit, validForMs }: Granted): Lease {
-  return {
-    name,
-    leaseId: l.leaseId,
-    owner: l.owner,
-    token: l.token,
-    ttlMs: l.ttlMs,
-    expiresAt: l.expiresAt,
-    validForMs,
-    mode: l.mode,
-    permits: l.permits,
-    holdCount: l.holdCount,
-    limit,
-  };
-}
-
-/** What anyone may see of a holder: never its leaseId, which is the holder's secret. */
-function holderView(l: LeaseRecord): HolderView {
-  return {
-    owner: l.owner,
-    token: l.token,
-    expiresAt: l.expiresAt,
-    mode: l.mode,
-    permits: l.permits,
-    holdCount: l.holdCount,
-  };
-}
-
-function newLeaseId(): string {
-  return crypto.randomUUID().replaceAll("-", "");
-}
-
-function assertNever(x: never): never {
-  throw new Error(`unhandled ${JSON.stringify(x)}`);
 }

@@ -92,7 +92,8 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
 
 /** The problem code and a readable detail for the first issue of a failed parse. */
 export function describeIssue(error: z.ZodError): { code: ErrorCode; detail: string } {
-  const issue = error.issues[0];
+  // An unknown field first: `{"ttl": 1000}` is a typo of ttlMs, not a missing ttlMs.
+  const issue = error.issues.find((i) => i.code === "unrecognized_keys") ?? error.issues[0];
   if (issue === undefined) return { code: "invalid_body", detail: "invalid request body" };
   if (issue.code === "custom" && typeof issue.params?.code === "string") {
     return { code: issue.params.code as ErrorCode, detail: issue.message };
