@@ -1,8 +1,9 @@
 /**
  * RFC 9457 problem responses: one table gives every code its status and title, `problem()` builds the
- * `application/problem+json` response, and `ProblemError` carries one through Hono's `onError`.
+ * `application/problem+json` response, and `ProblemError` carries one through Hono's `onError` (or, as a
+ * plain body, back to an RPC caller).
  */
-import { ERROR_CODES, type ErrorCode, PROBLEM_TYPE_BASE } from "../client/src/protocol.ts";
+import { ERROR_CODES, type ErrorCode, PROBLEM_TYPE_BASE, type Problem } from "../client/src/protocol.ts";
 
 const TITLES: Record<ErrorCode, string> = {
   lock_held: "Lock is held",
@@ -51,18 +52,22 @@ export interface ProblemInit {
   headers?: Record<string, string>;
 }
 
-export function problem(code: ErrorCode, detail: string, init: ProblemInit = {}): Response {
-  const status = ERROR_CODES[code];
-  const body = {
+/** The RFC 9457 body of a problem: what HTTP sends as JSON and RPC returns as a value. */
+export function problemBody(code: ErrorCode, detail: string, extra: Record<string, unknown> = {}): Problem {
+  return {
     type: PROBLEM_TYPE_BASE + code,
     title: TITLES[code],
-    status,
+    status: ERROR_CODES[code],
     detail,
     code,
-    ...init.extra,
+    ...extra,
   };
+}
+
+export function problem(code: ErrorCode, detail: string, init: ProblemInit = {}): Response {
+  const body = problemBody(code, detail, init.extra);
   return new Response(JSON.stringify(body), {
-    status,
+    status: body.status,
     headers: { "content-type": "application/problem+json", ...init.headers },
   });
 }
@@ -82,5 +87,9 @@ export class ProblemError extends Error {
   }
   getResponse(): Response {
     return problem(this.code, this.detail, this.init);
+  }
+  /** The problem body alone, for an answer that is not HTTP (the RPC entrypoint). */
+  body(): Problem {
+    return problemBody(this.code, this.detail, this.init.extra);
   }
 }

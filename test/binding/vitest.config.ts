@@ -1,0 +1,56 @@
+/**
+ * The binding tests: the Worker under test is a second Worker (caller-worker.ts) with service bindings to
+ * edgelock, which runs beside it as an auxiliary Worker named "edgelock", built from the real wrangler.toml
+ * by `wrangler deploy --dry-run` (auxiliary Workers must be JavaScript), with auth on and one known key.
+ */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+import { BINDING_KEYS } from "./keys.ts";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+function bundleEdgelock(): { scriptPath: string; modulesRoot: string } {
+  const outDir = mkdtempSync(join(tmpdir(), "edgelock-binding-"));
+  execFileSync(
+    join(ROOT, "node_modules/.bin/wrangler"),
+    ["deploy", "--dry-run", "--outdir", outDir, "-c", join(ROOT, "wrangler.toml")],
+    { cwd: ROOT, stdio: "ignore", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
+  );
+  return { scriptPath: join(outDir, "index.js"), modulesRoot: outDir };
+}
+
+const sha256 = (key: string) => createHash("sha256").update(key, "utf8").digest("hex");
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(() => ({
+      wrangler: { configPath: join(ROOT, "test/binding/wrangler.toml") },
+      miniflare: {
+        bindings: { EDGELOCK_TOKEN: BINDING_KEYS.write },
+        workers: [
+          {
+            name: "edgelock",
+            modules: true,
+            ...bundleEdgelock(),
+            compatibilityDate: "2026-11-01",
+            durableObjects: { LOCK: { className: "LockObject", useSQLite: true } },
+            bindings: {
+              EDGELOCK_KEYS: JSON.stringify([
+                { name: "caller", sha256: sha256(BINDING_KEYS.write), role: "write", prefixes: ["bound:"] },
+                { name: "reader", sha256: sha256(BINDING_KEYS.read), role: "read", prefixes: ["bound:"] },
+              ]),
+              EDGELOCK_CORS_ORIGINS: "",
+            },
+          },
+        ],
+      },
+    })),
+  ],
+  // Relative to this folder, the project's root.
+  test: { name: "binding", include: ["*.test.ts"] },
+});
