@@ -50,7 +50,8 @@ it("the README's quick start works when pasted, with only the key filled in", as
   const pasted = script.replace(KEY_PLACEHOLDER, `KEY=${key}`);
   // -e: every command must succeed; -u: no variable is used before the text sets it.
   const { stdout } = await exec("bash", ["-eu", "-c", pasted], {
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", CURL_HOME: curlHome, HOME: curlHome },
+    cwd: curlHome,
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", CURL_HOME: curlHome, HOME: curlHome, TMPDIR: curlHome },
     timeout: 60_000,
   });
   const lines = stdout.trim().split("\n");
