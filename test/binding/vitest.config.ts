@@ -4,12 +4,12 @@
  * by `wrangler deploy --dry-run` (auxiliary Workers must be JavaScript), with auth on and one known key.
  */
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { keyEntry } from "../e2e/helpers/api-key.ts";
 import { BINDING_KEYS } from "./keys.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -23,8 +23,6 @@ function bundleEdgelock(): { scriptPath: string; modulesRoot: string } {
   );
   return { scriptPath: join(outDir, "index.js"), modulesRoot: outDir };
 }
-
-const sha256 = (key: string) => createHash("sha256").update(key, "utf8").digest("hex");
 
 export default defineConfig({
   plugins: [
@@ -41,8 +39,8 @@ export default defineConfig({
             durableObjects: { LOCK: { className: "LockObject", useSQLite: true } },
             bindings: {
               EDGELOCK_KEYS: JSON.stringify([
-                { name: "caller", sha256: sha256(BINDING_KEYS.write), role: "write", prefixes: ["bound:"] },
-                { name: "reader", sha256: sha256(BINDING_KEYS.read), role: "read", prefixes: ["bound:"] },
+                keyEntry("caller", BINDING_KEYS.write, "write", ["bound:"]),
+                keyEntry("reader", BINDING_KEYS.read, "read", ["bound:"]),
               ]),
               EDGELOCK_CORS_ORIGINS: "",
             },
