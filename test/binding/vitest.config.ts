@@ -4,8 +4,6 @@
  * by `wrangler deploy --dry-run` (auxiliary Workers must be JavaScript), with auth on and one known key.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
@@ -15,7 +13,8 @@ import { BINDING_KEYS } from "./keys.ts";
 const ROOT = resolve(import.meta.dirname, "../..");
 
 function bundleEdgelock(): { scriptPath: string; modulesRoot: string } {
-  const outDir = mkdtempSync(join(tmpdir(), "edgelock-binding-"));
+  // Rebuilt on every start into one git-ignored place, so runs leave nothing behind in /tmp.
+  const outDir = join(ROOT, ".wrangler/tmp/test-binding");
   execFileSync(
     join(ROOT, "node_modules/.bin/wrangler"),
     ["deploy", "--dry-run", "--outdir", outDir, "-c", join(ROOT, "wrangler.toml")],
