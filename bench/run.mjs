@@ -2,8 +2,8 @@
  * npm run bench: edgelock against Redis and etcd locks on this machine, in one run. Starts every server
  * itself (127.0.0.1, free ports, state in a temp dir), runs the same scenarios against each system, stops
  * everything, then prints the tables and writes bench/results/<date>.json, bench/RESULTS.md and the chart.
- * Flags: --quick (tiny sizes, for development), --only=key,key (edgelock-direct, edgelock-dev, redis,
- * redlock-default, redlock-tuned, etcd). Benchmarks print; they never assert on speed.
+ * Flags: --quick (tiny sizes, for development), --only=key,key (edgelock-direct, edgelock-dev,
+ * edgelock-rpc, redis, redlock-default, redlock-tuned, etcd). Benchmarks print; they never assert on speed.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -18,6 +18,7 @@ import {
   ROOT_DIR,
 } from "./config.mjs";
 import { machineInfo, report } from "./report.mjs";
+import { rpcVersusHttp } from "./scenarios/binding.mjs";
 import { contended } from "./scenarios/contended.mjs";
 import { etcdFloor, nodeFloor, redisFloor, workerdFloor, workerdManyFloor } from "./scenarios/floor.mjs";
 import { expiry, handoff } from "./scenarios/handoff.mjs";
@@ -238,6 +239,10 @@ async function main() {
   results.floor["node http (client + loopback)"] = { route: await nodeFloor(params) };
   try {
     await edgelockRuns(results);
+    if (wanted("edgelock-rpc")) {
+      log("edgelock from a bound Worker: Workers RPC vs HTTP");
+      results.rpc = await rpcVersusHttp(params, tmp);
+    }
     await peerRuns(results);
   } finally {
     await stopAll();

@@ -128,6 +128,16 @@ describe("bad input", () => {
     expect(r.headers.get("allow")).toBe(allow);
   });
 
+  it.each([
+    ["an unknown field in place of ttlMs", { ttl: 1000 }, "invalid_body", /unknown field\(s\): ttl$/],
+    ["a fractional ttlMs", { ttlMs: 1.5 }, "invalid_ttl", /^ttlMs must be an integer from \d+ to \d+$/],
+    ["a missing ttlMs", {}, "invalid_ttl", /\(missing\)$/],
+  ])("names the field at fault for %s", async (_label, body, code, detail) => {
+    const r = await call("POST", acquirePath, body);
+    expect(r.body).toMatchObject({ code, status: 400 });
+    expect(r.body.detail).toMatch(detail);
+  });
+
   it("refuses a bad name on inspection too", async () => {
     expect((await call("GET", "/v1/locks/a%20b")).body.code).toBe("invalid_name");
   });

@@ -2,7 +2,8 @@
  * Bearer-key authentication and per-lock authorization, as one Hono middleware per route: who is calling
  * (401), is the configuration there at all (503, fail closed), is the lock name valid (400), in the key's
  * prefixes (403 forbidden_scope), and within its role (403 forbidden). Only then does the handler run, with
- * the checked name in `c.var.lockName`. Key formats and matching live in keys.ts.
+ * the checked name in `c.var.lockName`. The RPC entrypoint (rpc.ts) runs the same two checks,
+ * `authenticate` and `authorize`. Key formats and matching live in keys.ts.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { LOCK_NAME_RULE } from "../client/src/protocol.ts";
@@ -56,22 +57,9 @@ let warnedInsecure = false;
 
 export function auth({ permission, fromSubprotocol = false }: AuthOptions): MiddlewareHandler<AppEnv> {
   return async function auth(c, next) {
-    const principal = await authenticate(c, fromSubprotocol);
-    const name = lockName(c);
-    if (!inScope(principal, name)) {
-      throw new ProblemError(
-        "forbidden_scope",
-        `key "${principal.name}" may not touch lock "${name}": its names must start with ${principal.prefixes
-          .map((p) => JSON.stringify(p))
-          .join(" or ")}`,
-      );
-    }
-    if (!hasRole(principal, permission)) {
-      throw new ProblemError(
-        "forbidden",
-        `key "${principal.name}" has role ${principal.role}; this needs ${describeRole(PERMISSIONS[permission])}`,
-      );
-    }
+    const header = c.req.header("authorization") ?? (fromSubprotocol ? subprotocolKey(c) : undefined);
+    const principal = await authenticate(c.env, header);
+    const name = authorize(principal, c.req.param("name") ?? "", permission);
     c.set("principal", principal);
     c.set("lockName", name);
     await next();
@@ -87,8 +75,35 @@ export function markInsecure(): MiddlewareHandler<AppEnv> {
   };
 }
 
-async function authenticate(c: Context<AppEnv>, fromSubprotocol: boolean): Promise<Principal> {
-  const settings = readSettings(c.env);
+/**
+ * The lock name, once it is valid (400), in the key's prefixes (403 forbidden_scope) and within its role
+ * (403 forbidden). Checked before the handler runs; the handler uses only the name this returns.
+ */
+export function authorize(principal: Principal, rawName: string, permission: Permission): string {
+  const name = checkName(rawName);
+  if (!inScope(principal, name)) {
+    throw new ProblemError(
+      "forbidden_scope",
+      `key "${principal.name}" may not touch lock "${name}": its names must start with ${principal.prefixes
+        .map((p) => JSON.stringify(p))
+        .join(" or ")}`,
+    );
+  }
+  if (!hasRole(principal, permission)) {
+    throw new ProblemError(
+      "forbidden",
+      `key "${principal.name}" has role ${principal.role}; this needs ${describeRole(PERMISSIONS[permission])}`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Who is calling, from an `Authorization` header value (HTTP) or `Bearer <apiKey>` (RPC): 401 without a
+ * known key, 503 when no keys are configured (fail closed), the stand-in admin when auth is off.
+ */
+export async function authenticate(env: Env, header: string | undefined): Promise<Principal> {
+  const settings = readSettings(env);
   if (settings.insecureNoAuth) {
     if (!warnedInsecure) {
       warnedInsecure = true;
@@ -112,9 +127,8 @@ async function authenticate(c: Context<AppEnv>, fromSubprotocol: boolean): Promi
       "the EDGELOCK_KEYS secret is invalid, so every lock request is refused; the operator's log says why (see docs/security.md)",
     );
   }
-  const header = c.req.header("authorization") ?? (fromSubprotocol ? subprotocolKey(c) : undefined);
   if (header === undefined) {
-    throw unauthorized(REALM, "send an API key as `Authorization: Bearer <key>`");
+    throw unauthorized(REALM, "send an API key as `Authorization: Bearer <key>` (over RPC: apiKey)");
   }
   const token = BEARER.exec(header)?.[1];
   if (token === undefined || token.length > MAX_KEY_LENGTH) {
@@ -130,9 +144,8 @@ async function authenticate(c: Context<AppEnv>, fromSubprotocol: boolean): Promi
   return key;
 }
 
-/** The lock name from the path: validated here, before the scope check, and never re-read after it. */
-function lockName(c: Context<AppEnv>): string {
-  const name = c.req.param("name") ?? "";
+/** The lock name (from the path, or an RPC call): validated here, before the scope check. */
+function checkName(name: string): string {
   if (!lockNameSchema.safeParse(name).success) {
     throw new ProblemError("invalid_name", LOCK_NAME_RULE);
   }
