@@ -244,20 +244,27 @@ function text(v: SqlStorageValue | undefined): string | null {
   return v === null || v === undefined ? null : String(v);
 }
 
-function toLease(r: Row): LeaseRecord {
+/** The columns a lease and a waiter share: who asked, and for what. */
+function toRequest(r: Row) {
   return {
     leaseId: String(r.lease_id),
     owner: text(r.owner),
     principal: String(r.principal),
     holderKey: text(r.holder_key),
     session: text(r.session),
-    token: Number(r.token),
     ttlMs: Number(r.ttl_ms),
-    expiresAt: Number(r.expires_at),
-    grantedAt: Number(r.granted_at),
     mode: String(r.mode) as LockMode,
     permits: Number(r.permits),
     lockDelayMs: Number(r.lock_delay_ms),
+  };
+}
+
+function toLease(r: Row): LeaseRecord {
+  return {
+    ...toRequest(r),
+    token: Number(r.token),
+    expiresAt: Number(r.expires_at),
+    grantedAt: Number(r.granted_at),
     holds: toHolds(r),
   };
 }
@@ -275,15 +282,7 @@ function toHolds(r: Row): string[] {
 function toWaiter(r: Row): Waiter {
   const waitUntil = Number(r.wait_until);
   return {
-    leaseId: String(r.lease_id),
-    owner: text(r.owner),
-    principal: String(r.principal),
-    holderKey: text(r.holder_key),
-    session: text(r.session),
-    ttlMs: Number(r.ttl_ms),
-    mode: String(r.mode) as LockMode,
-    permits: Number(r.permits),
-    lockDelayMs: Number(r.lock_delay_ms),
+    ...toRequest(r),
     seq: Number(r.seq),
     enqueuedAt: Number(r.enqueued_at),
     waitUntil,
