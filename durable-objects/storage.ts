@@ -75,10 +75,15 @@ const ADDED_COLUMNS: [table: string, column: string, definition: string][] = [
 
 type Row = Record<string, SqlStorageValue>;
 
+/** How often old tombstones are deleted; a lookup ignores any older than TOMBSTONE_TTL_MS meanwhile. */
+const PRUNE_EVERY_MS = 60_000;
+
 /** One lock's tables. Reads never create them; the first write does, in the transaction of that write. */
 export class LockStore implements History {
   readonly #storage: DurableObjectStorage;
   #ready: boolean;
+  /** When old tombstones were last deleted: once a minute is enough, since lookups check their age. */
+  #prunedAt = 0;
 
   constructor(storage: DurableObjectStorage) {
     this.#storage = storage;
@@ -206,7 +211,10 @@ export class LockStore implements History {
           t.by,
         );
       }
-      sql.exec("DELETE FROM tombstone WHERE ended_at <= ?", now - TOMBSTONE_TTL_MS);
+      if (now - this.#prunedAt >= PRUNE_EVERY_MS) {
+        this.#prunedAt = now;
+        sql.exec("DELETE FROM tombstone WHERE ended_at <= ?", now - TOMBSTONE_TTL_MS);
+      }
     }
   }
 
