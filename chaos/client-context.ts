@@ -1,15 +1,16 @@
 /**
  * What every forked chaos client shares: its configuration (from the CHAOS_CLIENT environment variable), its
  * seeded random stream, its JSONL log, the parent's "stop" message, and fenced access to the shared resource.
- * The loop itself lives in holder-process.ts (library or raw client).
+ * The loops themselves live in holder-process.ts (library or raw client, long holds) and give-up-process.ts
+ * (bare HTTP, short waits).
  */
 import type { AccessAnswer, AccessRequest } from "./fenced-store.ts";
 import { appendSync } from "./jsonl.ts";
 import type { LockSpec } from "./locks.ts";
 import { makeRng, type Rng } from "./rng.ts";
 
-/** Holders that go through the client library or bare fetch. */
-export const CLIENT_ROLES = ["library", "raw"] as const;
+/** Holders that go through the client library or bare fetch, and short-wait clients that give up. */
+export const CLIENT_ROLES = ["library", "raw", "give-up"] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
 
 export interface ClientConfig {

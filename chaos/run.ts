@@ -32,6 +32,8 @@ export interface ChaosOptions {
   clients: number;
   /** More holders over bare fetch that promise their re-polls (`repoll: true`). */
   rawClients: number;
+  /** Short-wait clients over bare HTTP: `waitMs` 100–500, no re-poll, release at once (give-up-process.ts). */
+  giveUpClients: number;
   locks: LockSpec[];
   ttlMs: number;
   maxWaitMs: number;
@@ -62,6 +64,7 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
   durationMs: 60_000,
   clients: 5,
   rawClients: 1,
+  giveUpClients: 3,
   locks: parseLocks("chaos-mutex:mutex,chaos-rw:rwlock,chaos-sem:semaphore:3"),
   ttlMs: 800,
   maxWaitMs: 1_500,
@@ -76,6 +79,7 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
 const SCRIPTS: Record<ClientRole, string> = {
   library: resolve(import.meta.dirname, "holder-process.ts"),
   raw: resolve(import.meta.dirname, "holder-process.ts"),
+  "give-up": resolve(import.meta.dirname, "give-up-process.ts"),
 };
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
@@ -132,6 +136,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const roles: ClientRole[] = [
     ...Array<ClientRole>(o.clients).fill(o.client),
     ...Array<ClientRole>(o.rawClients).fill("raw"),
+    ...Array<ClientRole>(o.giveUpClients).fill("give-up"),
   ];
   const spawnClient = (clientId: number): void => {
     const role = roles[clientId] as ClientRole;
@@ -318,6 +323,7 @@ async function main(): Promise<void> {
       seed: { type: "string" },
       clients: { type: "string" },
       raw: { type: "string" },
+      giveup: { type: "string" },
       ttl: { type: "string" },
       locks: { type: "string" },
       out: { type: "string" },
@@ -340,6 +346,7 @@ async function main(): Promise<void> {
     durationMs,
     clients: values.clients !== undefined ? Number(values.clients) : DEFAULTS.clients,
     rawClients: values.raw !== undefined ? Number(values.raw) : DEFAULTS.rawClients,
+    giveUpClients: values.giveup !== undefined ? Number(values.giveup) : DEFAULTS.giveUpClients,
     ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
     locks: values.locks !== undefined ? parseLocks(values.locks) : DEFAULTS.locks,
     client: values.client === "raw" ? "raw" : DEFAULTS.client,
