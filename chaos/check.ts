@@ -2,12 +2,13 @@
  * The checks run after a chaos run, from the logs alone (so a run can be re-checked later with
  * `node chaos/run.ts --check <dir>`). Leases are rebuilt from the proxy's log (history.ts), which saw every
  * answer the server gave, dropped or not. The safety checks use what the log proves a lease held: its exact
- * start and a lower bound on its end. So
- * they have no false positives on a correct server.
+ * start and a lower bound on its end; the liveness check (liveness.ts) uses an upper bound on its end. So
+ * neither has false positives on a correct server.
  */
 import type { LockMode } from "../client/src/protocol.ts";
 import type { StoreAccess } from "./fenced-store.ts";
 import { endLower, type History, type LeaseSpan, rebuildHistory, routeOf } from "./history.ts";
+import { checkLiveness, type LivenessReport, type TokenReading } from "./liveness.ts";
 import type { Exchange } from "./proxy.ts";
 
 export interface Violation {
@@ -47,6 +48,7 @@ export interface CheckInput {
 export interface CheckReport {
   violations: Violation[];
   counts: Record<string, number>;
+  liveness: Omit<LivenessReport, "violations">;
 }
 
 export function checkRun(input: CheckInput): CheckReport {
@@ -101,13 +103,19 @@ export function checkRun(input: CheckInput): CheckReport {
     }
   }
 
-  return { violations, counts };
+  const readings: TokenReading[] = [
+    ...input.restartChecks.map((r) => ({ name: r.name, at: r.at, lastToken: r.lastTokenAfter })),
+    ...input.endChecks.map((e) => ({ name: e.name, at: Number.POSITIVE_INFINITY, lastToken: e.lastToken })),
+  ];
+  const { violations: stalls, ...liveness } = checkLiveness(history, readings);
+  violations.push(...stalls);
+  return { violations, counts, liveness };
 }
 
 type Fail = (check: string, detail: string) => void;
 type Bump = (k: string, n?: number) => void;
 
-/** Per answer: no 500s, ids echoed, and grants of what was asked. */
+/** Per answer: no 500s, ids echoed, grants of what was asked, and a `lock_held` only when someone holds. */
 function checkAnswers(history: History, fail: Fail, bump: Bump): void {
   for (const ex of history.exchanges) {
     const { name, op } = routeOf(ex) as { name: string; op: string };
@@ -123,6 +131,8 @@ function checkAnswers(history: History, fail: Fail, bump: Bump): void {
       mode?: LockMode;
       permits?: number;
       code?: string;
+      holderCount?: number;
+      holders?: unknown[];
     };
     if (ex.status === 200 && op !== "release") {
       if (op === "acquire") bump("grant answers (incl. retries)");
@@ -144,6 +154,9 @@ function checkAnswers(history: History, fail: Fail, bump: Bump): void {
       }
     }
     if (ex.status === 409) bump(`busy answers: ${body.code}`);
+    if (ex.status === 409 && body.code === "lock_held" && (body.holderCount ?? body.holders?.length) === 0) {
+      fail("lock-held-names-holders", `${name}: ${op} answered lock_held with no holders`);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * The run as the server told it, rebuilt from the proxy's log: per lock, every lease with the bounds the log
  * proves on its start and its end, and every acquire request with what it can have done at the server. The
- * checks (check.ts) read this, never what a client believed. Times are this machine's clock, which workerd shares: a grant's `expiresAt - ttlMs` is exact.
+ * safety checks (check.ts) and the liveness check (liveness.ts) both read this; neither trusts what a client
+ * believed. Times are this machine's clock, which workerd shares: a grant's `expiresAt - ttlMs` is exact.
  */
 import type { LockMode, Problem } from "../client/src/protocol.ts";
 import { type Exchange, SERVER_DOWN } from "./proxy.ts";
@@ -53,7 +54,7 @@ export function endLower(l: LeaseSpan): number {
   return Math.min(l.lastExpiry, l.releasedAt);
 }
 
-/** The lease ended no later than this. */
+/** The lease ended no later than this: for liveness checks. */
 export function endUpper(l: LeaseSpan): number {
   return Math.min(l.provenEndedBy, Math.max(l.lastExpiry, l.unansweredRenewUntil));
 }

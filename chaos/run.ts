@@ -309,6 +309,18 @@ export function summarize(r: ChaosResult): string {
   for (const [k, v] of Object.entries(r.faults)) lines.push(`  ${k}: ${v}`);
   lines.push("observed:");
   for (const [k, v] of Object.entries(r.counts).sort()) lines.push(`  ${k}: ${v}`);
+  lines.push("free capacity while someone waited (liveness):");
+  for (const [kind, k] of Object.entries(r.liveness.byKind)) {
+    lines.push(
+      `  ${kind}: ${k.waits} waits examined, ${k.intervals} intervals, longest ${k.longestMs} ms, total ${k.totalMs} ms`,
+    );
+  }
+  const worst = r.liveness.longest[0];
+  if (worst !== undefined) {
+    lines.push(
+      `  longest: ${worst.to - worst.from} ms on ${worst.name}, tolerance there ${worst.toleranceMs} ms`,
+    );
+  }
   lines.push(`violations: ${r.violations.length}`);
   for (const v of r.violations.slice(0, 20)) lines.push(`  [${v.check}] ${v.detail}`);
   if (r.violations.length > 20) lines.push(`  ... ${r.violations.length - 20} more in report.json`);

@@ -1,6 +1,7 @@
 /**
- * The chaos checker (chaos/check.ts) on synthetic logs: each check must flag the fault it claims to catch,
- * and must stay quiet on what a correct server does. No server runs here; chaos.test.ts is the live run.
+ * The chaos checker (chaos/check.ts, chaos/liveness.ts) on synthetic logs: each check must flag the fault it
+ * claims to catch, and must stay quiet on what a correct server does under the same faults (killed holders,
+ * cut answers, reserved waiters, leases nobody saw). No server runs here; chaos.test.ts is the live run.
  */
 import { describe, expect, it } from "vitest";
 import { type CheckInput, checkRun } from "../../chaos/check.ts";
@@ -72,6 +73,39 @@ function acquired(name: string, leaseId: string, token: number, at: number, o: G
   );
 }
 
+/** An acquire sent at `sentAt` that waited and was granted at `grantedAt`. */
+function waitedAndGranted(
+  name: string,
+  leaseId: string,
+  token: number,
+  sentAt: number,
+  waitMs: number,
+  grantedAt: number,
+  o: GrantOptions = {},
+) {
+  const { mode, permits, limit } = o;
+  const body = lease(leaseId, token, grantedAt, { ...o, arrivedAt: sentAt + 1 });
+  return ex("acquire", name, sentAt, { leaseId, ttlMs: 1_000, waitMs, mode, permits, limit }, body, {
+    answeredAt: grantedAt + 1,
+  });
+}
+
+/** An acquire sent at `sentAt` that waited its whole `waitMs` and was answered "still queued". */
+function waitedInVain(
+  name: string,
+  leaseId: string,
+  sentAt: number,
+  waitMs: number,
+  o: { repoll?: boolean; mode?: "shared"; permits?: number; limit?: number; code?: string } = {},
+) {
+  const { repoll, mode, permits, limit } = o;
+  const body = { code: o.code ?? "lock_held", position: 1, leaseId, holderCount: 1 };
+  return ex("acquire", name, sentAt, { leaseId, ttlMs: 1_000, waitMs, repoll, mode, permits, limit }, body, {
+    status: 409,
+    answeredAt: sentAt + waitMs + 2,
+  });
+}
+
 const released = (name: string, leaseId: string, sentAt: number) =>
   ex("release", name, sentAt, { leaseId }, { released: true, holdCount: 0 }, { answeredAt: sentAt + 5 });
 
@@ -141,7 +175,7 @@ describe("chaos checker, safety: catches what it claims to (synthetic logs)", ()
     expect(checks(after)).toEqual([]);
   });
 
-  it("flags a grant of another mode than asked", () => {
+  it("flags a grant of another mode than asked, and lock_held said of a lock nobody holds", () => {
     const shared = ex(
       "acquire",
       "rw",
@@ -150,6 +184,10 @@ describe("chaos checker, safety: catches what it claims to (synthetic logs)", ()
       lease("R1", 1, 1_000),
     );
     expect(checks([shared])).toEqual(["grant-matches-request"]);
+    // On a lock nobody ever held, that refusal is also a try-once turned away from a free lock.
+    const noHolders = { code: "lock_held", holders: [], holderCount: 0 };
+    const refused = ex("acquire", "a", 1_000, { ttlMs: 1_000 }, noHolders, { status: 409 });
+    expect(checks([refused])).toEqual(["lock-held-names-holders", "free-lock-refused"]);
   });
 
   it("takes server-chosen leaseIds as new leases, not as retries of one another", () => {
@@ -200,5 +238,102 @@ describe("chaos checker, safety: catches what it claims to (synthetic logs)", ()
       "no-double-holder",
       "tokens-survive-restart",
     ]);
+  });
+});
+
+describe("chaos checker, liveness: free capacity is never kept from a waiting request", () => {
+  // A holder takes the lock at 1000 (TTL 1000) and releases it at 1200 (answered 1205); W waits from 1100.
+  const holder = [acquired("a", "H", 1, 1_000), released("a", "H", 1_200)];
+
+  it("flags a waiter left waiting on a lock that was free", () => {
+    const report = check([...holder, waitedInVain("a", "W", 1_100, 1_000)]);
+    expect(report.violations.map((v) => v.check)).toEqual(["work-conserving"]);
+    expect(report.violations[0]?.detail).toContain("free for 895 ms");
+    expect(report.liveness.byKind.mutex).toMatchObject({ waits: 1, intervals: 1, longestMs: 895 });
+  });
+
+  it("accepts a waiter granted in the release's own step", () => {
+    const report = check([...holder, waitedAndGranted("a", "W", 2, 1_100, 1_000, 1_203)]);
+    expect(report.violations).toEqual([]);
+    expect(report.liveness.byKind.mutex).toMatchObject({ waits: 1, intervals: 0 });
+  });
+
+  it("accepts the few ms an alarm takes to act on an expiry, and flags a grant that comes much later", () => {
+    // The holder was killed: its lease runs to its TTL (2000); the alarm grants the waiter 6 ms later.
+    const killed = acquired("a", "H", 1, 1_000);
+    expect(checks([killed, waitedAndGranted("a", "W", 2, 1_100, 1_500, 2_006)])).toEqual([]);
+    expect(checks([killed, waitedAndGranted("a", "W", 2, 1_100, 1_500, 2_400)])).toEqual(["work-conserving"]);
+  });
+
+  it("lets a waiter that promised a re-poll keep its turn for 500 ms, but not one that gave up", () => {
+    // X waits 1100–1500 in front of W; the lock frees at 1605; W is granted when X's turn lapses at 2001.
+    const lateRelease = [acquired("a", "H", 1, 1_000), released("a", "H", 1_600)];
+    const x = (repoll: boolean) => waitedInVain("a", "X", 1_100, 398, { repoll });
+    const w = waitedAndGranted("a", "W", 2, 1_150, 2_000, 2_002);
+    expect(checks([...lateRelease, x(true), w])).toEqual([]);
+    expect(checks([...lateRelease, x(false), w])).toEqual(["work-conserving"]);
+  });
+
+  it("lets a larger request at the head hold up a smaller one behind it", () => {
+    const sem = { limit: 3 };
+    const exchanges = [
+      acquired("s", "H", 1, 1_000, { ...sem, permits: 2, ttlMs: 5_000 }),
+      waitedInVain("s", "BIG", 1_050, 1_000, { ...sem, permits: 2 }),
+      waitedInVain("s", "SMALL", 1_100, 500, { ...sem, permits: 1 }),
+    ];
+    expect(checks(exchanges)).toEqual([]);
+    // Without the larger request ahead of it, the smaller one fits next to the holder: it waited in vain.
+    expect(checks(exchanges.filter((e) => (e.request as { leaseId: string }).leaseId !== "BIG"))).toEqual([
+      "work-conserving",
+    ]);
+  });
+
+  it("judges room by the lock's kind: readers beside a reader, never a writer", () => {
+    const reader = acquired("rw", "R", 1, 1_000, { mode: "shared", ttlMs: 5_000 });
+    expect(checks([reader, waitedInVain("rw", "R2", 1_100, 500, { mode: "shared" })])).toEqual([
+      "work-conserving",
+    ]);
+    expect(checks([reader, waitedInVain("rw", "W", 1_100, 500)])).toEqual([]);
+  });
+
+  it("counts leases nobody saw (a token gap), renews whose answer was cut, and waiters cut off as possibly there", () => {
+    const w = waitedAndGranted("a", "W", 3, 1_100, 2_000, 2_500);
+    // Token 2 was granted to a request whose answer a restart cut: it may have held the lock until 2500 + TTL.
+    expect(checks([...holder, w])).toEqual([]);
+    const noGap = waitedAndGranted("a", "W", 2, 1_100, 2_000, 2_500);
+    expect(checks([...holder, noGap])).toEqual(["work-conserving"]);
+    // A renew cut by a restart at 1900 may have extended the holder's lease to 2900.
+    const killed = acquired("a", "H", 1, 1_000);
+    const cutRenew = ex("renew", "a", 1_890, { leaseId: "H" }, null, {
+      status: null,
+      answeredAt: 1_900,
+      upstreamError: "socket hang up",
+    });
+    expect(checks([killed, cutRenew, waitedAndGranted("a", "W", 2, 1_100, 2_000, 2_900)])).toEqual([]);
+    // A waiter ahead whose request was cut stays queued (and may be granted) until its wait would end.
+    const cutWaiter = ex("acquire", "a", 1_050, { leaseId: "X", ttlMs: 1_000, waitMs: 1_000 }, null, {
+      status: null,
+      answeredAt: 1_300,
+      upstreamError: "socket hang up",
+    });
+    expect(checks([...holder, cutWaiter, waitedAndGranted("a", "W", 2, 1_100, 2_000, 2_300)])).toEqual([]);
+  });
+
+  it("flags a try-once refused on a free lock with nobody waiting, not one refused while someone waits", () => {
+    const tryOnce = ex(
+      "acquire",
+      "a",
+      1_500,
+      { ttlMs: 1_000 },
+      { code: "waiters_ahead", holderCount: 0 },
+      {
+        status: 409,
+      },
+    );
+    expect(checks([...holder, tryOnce])).toEqual(["free-lock-refused"]);
+    // X waited while the lock was held and promised a re-poll: its turn is kept until 1850.
+    const lateRelease = [acquired("a", "H", 1, 1_000), released("a", "H", 1_400)];
+    const reserved = waitedInVain("a", "X", 1_000, 348, { repoll: true });
+    expect(checks([...lateRelease, reserved, tryOnce])).toEqual([]);
   });
 });

@@ -1,15 +1,15 @@
 /**
- * The short, seeded chaos run for CI: about 60 s of holders (client library and bare fetch) on a mutex, a
- * read-write lock and a semaphore, through dropped responses, client SIGKILLs, stalls past the TTL and
- * server restarts; then every check of chaos/check.ts must pass. The checker's own cases:
- * chaos-check.test.ts. Longer hunts: chaos/README.md.
+ * The short, seeded chaos run for CI: about 60 s of holders (client library and bare fetch) and short-wait
+ * clients that give up, on a mutex, a read-write lock and a semaphore, through dropped responses, client
+ * SIGKILLs, stalls past the TTL and server restarts; then every check of chaos/check.ts (safety and
+ * liveness) must pass. The checker's own cases: chaos-check.test.ts. Longer hunts: chaos/README.md.
  */
 import { expect, it } from "vitest";
 import { DEFAULTS, runChaos, summarize } from "../../chaos/run.ts";
 
 const SEED = 20261122;
 
-it("never has two holders, loses or double-grants a lease, or lets a late access through", async () => {
+it("never has two holders, loses or double-grants a lease, lets a late access through, or idles while someone waits", async () => {
   const result = await runChaos({
     ...DEFAULTS,
     seed: SEED,
@@ -25,6 +25,7 @@ it("never has two holders, loses or double-grants a lease, or lets a late access
   expect(result.faults["stalls past TTL"]).toBeGreaterThan(0);
   for (const kind of ["mutex", "rwlock", "semaphore"] as const) {
     expect(result.counts[`leases granted (${kind})`]).toBeGreaterThan(20);
+    expect(result.liveness.byKind[kind]?.waits).toBeGreaterThan(20);
   }
   expect(result.counts["reads in lease"]).toBeGreaterThan(0);
 });
