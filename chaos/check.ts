@@ -153,7 +153,7 @@ function checkAnswers(history: History, fail: Fail, bump: Bump): void {
         );
       }
     }
-    if (ex.status === 409) bump(`busy answers: ${body.code}`);
+    if (ex.status === 409) bump(`409 answers: ${body.code}`);
     if (ex.status === 409 && body.code === "lock_held" && (body.holderCount ?? body.holders?.length) === 0) {
       fail("lock-held-names-holders", `${name}: ${op} answered lock_held with no holders`);
     }
@@ -180,7 +180,8 @@ function checkExclusion(name: string, limit: number, leases: LeaseSpan[], fail: 
   for (const b of byStart) {
     live = live.filter((a) => endLower(a) > b.start);
     const describe = (a: LeaseSpan) =>
-      `token ${a.token} (${a.mode}×${a.permits}, granted ${a.start}, live until at least ${endLower(a)})`;
+      `token ${a.token} (${a.mode}×${a.permits}, granted ${a.start}, live until at least ${endLower(a)}: ` +
+      `expiry ${a.lastExpiry}, ${Number.isFinite(a.releasedAt) ? `release sent ${a.releasedAt}` : "no release"})`;
     if (limit > 1) {
       const inUse = live.reduce((n, a) => n + a.permits, 0) + b.permits;
       if (inUse > limit) {
@@ -195,8 +196,7 @@ function checkExclusion(name: string, limit: number, leases: LeaseSpan[], fail: 
       if (clash.length > 0) {
         fail(
           "mutual-exclusion",
-          `${name}: token ${b.token} (${b.mode}) granted at ${b.start} while ${clash.map(describe).join(", ")}` +
-            ` (release sent ${clash.map((a) => a.releasedAt).join(", ")})`,
+          `${name}: token ${b.token} (${b.mode}) granted at ${b.start} while ${clash.map(describe).join(", ")}`,
         );
       }
     }
