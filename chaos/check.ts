@@ -107,8 +107,8 @@ export function checkRun(input: CheckInput): CheckReport {
     ...input.restartChecks.map((r) => ({ name: r.name, at: r.at, lastToken: r.lastTokenAfter })),
     ...input.endChecks.map((e) => ({ name: e.name, at: Number.POSITIVE_INFINITY, lastToken: e.lastToken })),
   ];
-  const { violations: stalls, ...liveness } = checkLiveness(history, readings);
-  violations.push(...stalls);
+  const { violations: idle, ...liveness } = checkLiveness(history, readings);
+  violations.push(...idle);
   return { violations, counts, liveness };
 }
 

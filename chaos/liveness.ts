@@ -17,11 +17,12 @@ import {
 } from "./history.ts";
 
 /**
- * Allowed on top of one request round trip: timer and alarm precision (workerd fires them a few ms late)
- * plus the millisecond rounding of three processes' clock readings. See chaos/README.md ("Liveness").
+ * Allowed on top of the server's slowest turnaround near an interval: timer and alarm precision (workerd
+ * fires them a few ms late), the millisecond rounding of three processes' clock readings, and the stretch of
+ * a stall before any request was in flight to measure it. See chaos/README.md ("Liveness check").
  */
 export const LIVENESS_SLACK_MS = 50;
-/** The round trips that measure the server's load at an interval are those in flight this close to it. */
+/** The requests whose turnaround measures the server's delay at an interval are those in flight this close to it. */
 export const LOAD_WINDOW_MS = 1_000;
 
 /** A lock's `lastToken` read directly from the server at `at` (after a restart, or at the end: +∞). */
@@ -39,7 +40,7 @@ export interface FreeInterval {
   to: number;
   /** The waiting requests it was kept from, by leaseId. */
   waiters: string[];
-  /** One round trip at that time plus LIVENESS_SLACK_MS. */
+  /** The server's slowest turnaround of a request near it, plus LIVENESS_SLACK_MS. */
   toleranceMs: number;
 }
 
@@ -86,7 +87,7 @@ export function checkLiveness(history: History, readings: TokenReading[]): Liven
   const violations: Violation[] = [];
   const byKind: LivenessReport["byKind"] = {};
   const all: FreeInterval[] = [];
-  const prompt = promptRoundTrips(history);
+  const delays = serverDelays(history);
   for (const lock of history.locks.values()) {
     // Lock-delays keep a free lock closed on purpose; the harness asks for none, and this check models none.
     if (lock.acquires.some((a) => a.lockDelayMs > 0)) continue;
@@ -114,7 +115,7 @@ export function checkLiveness(history: History, readings: TokenReading[]): Liven
         name: lock.name,
         kind: lock.kind,
         ...i,
-        toleranceMs: prompt.slowestNear(i.from, i.to) + LIVENESS_SLACK_MS,
+        toleranceMs: delays.slowestNear(i.from, i.to) + LIVENESS_SLACK_MS,
       };
       all.push(interval);
       stats.intervals++;
@@ -327,24 +328,41 @@ function waitingOf(lock: LockHistory): Waiting[] {
 }
 
 /**
- * Round trips of requests the server answers at once (renews, releases, try-once acquires) over all locks:
- * how long the server took to act on an event around a given time. A backlog in workerd or on the machine
- * delays an alarm and the requests in flight near it alike.
+ * How long the server took to turn each request around beyond the wait it was asked for: a round trip, less
+ * the time a waiting request was legitimately parked (from its arrival to its grant, or its whole `waitMs`
+ * for a 409 after waiting). A backlog in workerd or a starved machine delays an alarm, a wait's timer and the
+ * requests in flight alike; a waiting request answered late shows a late timer directly.
  */
-function promptRoundTrips(history: History): { slowestNear(from: number, to: number): number } {
-  const trips: { from: number; to: number }[] = [];
+function serverDelays(history: History): { slowestNear(from: number, to: number): number } {
+  const trips: { from: number; to: number; delayMs: number }[] = [];
   for (const ex of history.exchanges) {
     if (ex.status === null || unanswered(ex)) continue;
+    const roundTrip = ex.answeredAt - ex.sentAt;
     const waitMs = (ex.request as { waitMs?: number } | null)?.waitMs ?? 0;
-    if (ex.path.endsWith("/acquire") && waitMs > 0) continue;
-    trips.push({ from: ex.sentAt, to: ex.answeredAt });
+    const body = (ex.response ?? {}) as {
+      position?: number;
+      expiresAt?: number;
+      ttlMs?: number;
+      validForMs?: number;
+    };
+    let parkedMs = 0;
+    if (ex.path.endsWith("/acquire") && waitMs > 0) {
+      if (ex.status === 200 && body.validForMs !== undefined && body.ttlMs !== undefined) {
+        parkedMs = Math.max(0, body.validForMs - body.ttlMs);
+      } else if (body.position !== undefined) {
+        parkedMs = waitMs;
+      } else {
+        continue; // cancelled or refused mid-wait: how long it was parked is unknown
+      }
+    }
+    trips.push({ from: ex.sentAt, to: ex.answeredAt, delayMs: roundTrip - parkedMs });
   }
   const timeline = new Timeline(trips);
   return {
     slowestNear: (from, to) =>
       timeline
         .overlapping(from - LOAD_WINDOW_MS, to + LOAD_WINDOW_MS)
-        .reduce((m, t) => Math.max(m, t.to - t.from), 0),
+        .reduce((m, t) => Math.max(m, t.delayMs), 0),
   };
 }
 
