@@ -1,6 +1,6 @@
 /**
  * The lock API as the chaos holders use it: a small interface plus an implementation over raw `fetch`.
- * The holder loop (client-process.ts) only sees `ChaosLockClient`, so the edgelock client library
+ * The holder loop (holder-process.ts) only sees `ChaosLockClient`, so the edgelock client library
  * (library-client.ts) and this raw client are interchangeable. The raw client does what a careful client
  * must: it chooses the leaseId itself, retries the same request (same leaseId) after network errors and
  * 503s, and re-polls at once while it is queued, promising so (`repoll: true`) while it means to.
