@@ -1,10 +1,14 @@
 /**
  * The checks run after a chaos run, from the logs alone (so a run can be re-checked later with
- * `node chaos/run.ts --check <dir>`). Leases are rebuilt from the proxy's log, which saw every answer the server
- * gave, dropped or not; times are this machine's clock, which workerd shares. Every check is built to have no
- * false positives: a lease's start is exact (`expiresAt - ttlMs`), and its end is a lower bound (the last
- * `expiresAt` the server reported, or when a successful release was sent, whichever is first).
+ * `node chaos/run.ts --check <dir>`). Leases are rebuilt from the proxy's log (history.ts), which saw every
+ * answer the server gave, dropped or not. The safety checks use what the log proves a lease held: its exact
+ * start and a lower bound on its end; the liveness check (liveness.ts) uses an upper bound on its end. So
+ * neither has false positives on a correct server.
  */
+import type { LockMode } from "../client/src/protocol.ts";
+import type { StoreAccess } from "./fenced-store.ts";
+import { endLower, type History, type LeaseSpan, rebuildHistory, routeOf } from "./history.ts";
+import { checkLiveness, type LivenessReport, type TokenReading } from "./liveness.ts";
 import type { Exchange } from "./proxy.ts";
 
 export interface Violation {
@@ -17,18 +21,6 @@ export interface ClientEvent {
   at: number;
   client: string;
   [k: string]: unknown;
-}
-
-export interface StoreWrite {
-  kind: "store-write";
-  at: number;
-  resource: string;
-  token: number;
-  leaseId: string;
-  writer: string;
-  late: boolean;
-  accepted: boolean;
-  highestBefore: number;
 }
 
 export interface RestartCheck {
@@ -47,33 +39,16 @@ export interface EndCheck {
 
 export interface CheckInput {
   exchanges: Exchange[];
-  storeWrites: StoreWrite[];
+  storeAccesses: StoreAccess[];
   clientEvents: ClientEvent[];
   restartChecks: RestartCheck[];
   endChecks: EndCheck[];
 }
 
-interface LeaseSpan {
-  name: string;
-  token: number;
-  leaseId: string;
-  start: number;
-  lastExpiry: number;
-  releasedAt: number;
-}
-
 export interface CheckReport {
   violations: Violation[];
   counts: Record<string, number>;
-}
-
-const ROUTE = /^\/v1\/locks\/([^/]+)\/(acquire|renew|release)$/;
-
-interface LeaseBody {
-  leaseId: string;
-  token: number;
-  expiresAt: number;
-  ttlMs: number;
+  liveness: Omit<LivenessReport, "violations">;
 }
 
 export function checkRun(input: CheckInput): CheckReport {
@@ -86,154 +61,24 @@ export function checkRun(input: CheckInput): CheckReport {
     counts[k] = (counts[k] ?? 0) + n;
   };
 
-  // Leases as the server reported them.
-  /** By `name#token`: tokens are per lock. */
-  const leases = new Map<string, LeaseSpan>();
-  const tokensOfLeaseId = new Map<string, Set<number>>();
-  const exchanges = [...input.exchanges].sort((a, b) => a.sentAt - b.sentAt || a.id - b.id);
-  for (const ex of exchanges) {
-    const m = ROUTE.exec(ex.path.split("?")[0] ?? "");
-    if (m === null) continue;
-    const name = decodeURIComponent(m[1] as string);
-    const op = m[2] as string;
-    if (ex.dropped) bump(`dropped ${op} responses`);
-    if (ex.upstreamError !== null) bump(`${op} requests failed by a down or restarting server`);
-    if (ex.status === 503) bump(`${op} answered 503`);
-    if (ex.status === 500)
-      fail("no-internal-errors", `${op} on ${name} answered 500: ${JSON.stringify(ex.response)}`);
-    const req = ex.request as { leaseId?: string };
-    if (ex.status !== 200) continue;
-    if (op === "acquire" || op === "renew") {
-      const l = ex.response as LeaseBody;
-      if (op === "acquire") bump("grant answers (incl. retries)");
-      if (l.leaseId !== req.leaseId) {
-        fail(
-          "lease-id-echo",
-          `${op} with leaseId ${req.leaseId} answered lease ${l.leaseId} (token ${l.token})`,
-        );
-      }
-      const span = leases.get(`${name}#${l.token}`) ?? {
-        name,
-        token: l.token,
-        leaseId: l.leaseId,
-        start: Number.POSITIVE_INFINITY,
-        lastExpiry: 0,
-        releasedAt: Number.POSITIVE_INFINITY,
-      };
-      if (span.leaseId !== l.leaseId || span.name !== name) {
-        fail(
-          "token-unique",
-          `token ${l.token} belongs to ${span.leaseId}@${span.name} and ${l.leaseId}@${name}`,
-        );
-      }
-      if (op === "acquire") span.start = Math.min(span.start, l.expiresAt - l.ttlMs);
-      span.lastExpiry = Math.max(span.lastExpiry, l.expiresAt);
-      leases.set(`${name}#${l.token}`, span);
-      if (op === "acquire") {
-        const set = tokensOfLeaseId.get(l.leaseId) ?? new Set<number>();
-        set.add(l.token);
-        tokensOfLeaseId.set(l.leaseId, set);
-      }
-    } else if (op === "release") {
-      const r = ex.response as { released?: boolean; holdCount?: number };
-      const token = [...(tokensOfLeaseId.get(req.leaseId ?? "") ?? [])][0];
-      if (r.released === true && r.holdCount === 0 && token !== undefined) {
-        const span = leases.get(`${name}#${token}`);
-        if (span !== undefined) span.releasedAt = Math.min(span.releasedAt, ex.sentAt);
-      }
-    }
+  const history = rebuildHistory(input.exchanges);
+  for (const c of history.tokenConflicts) fail("token-unique", c);
+  checkAnswers(history, fail, bump);
+  for (const lock of history.locks.values()) {
+    bump(`leases granted (${lock.kind})`, lock.leases.size);
+    checkExclusion(lock.name, lock.limit, [...lock.leases.values()], fail);
   }
-  bump("leases granted", leases.size);
-
   // Same leaseId → same token: a retried acquire never yields a second lease.
-  for (const [leaseId, tokens] of tokensOfLeaseId) {
-    if (tokens.size > 1)
-      fail("no-double-grant", `leaseId ${leaseId} was granted tokens ${[...tokens].join(", ")}`);
-  }
-
-  // Mutual exclusion and token order, per lock.
-  const byName = new Map<string, LeaseSpan[]>();
-  for (const l of leases.values()) byName.set(l.name, [...(byName.get(l.name) ?? []), l]);
-  for (const [name, spans] of byName) {
-    spans.sort((a, b) => a.token - b.token);
-    let latestEnd: LeaseSpan | null = null;
-    let latestStart: LeaseSpan | null = null;
-    for (const b of spans) {
-      if (latestEnd !== null && b.start < end(latestEnd)) {
-        fail(
-          "mutual-exclusion",
-          `${name}: token ${b.token} granted at ${b.start} while token ${latestEnd.token} (granted ${latestEnd.start}) ` +
-            `was live until at least ${end(latestEnd)} (expiry ${latestEnd.lastExpiry}, release sent ${latestEnd.releasedAt})`,
-        );
-      }
-      if (latestStart !== null && b.start < latestStart.start) {
-        fail(
-          "tokens-increase",
-          `${name}: token ${b.token} granted at ${b.start}, before token ${latestStart.token} at ${latestStart.start}`,
-        );
-      }
-      if (latestEnd === null || end(b) > end(latestEnd)) latestEnd = b;
-      if (latestStart === null || b.start > latestStart.start) latestStart = b;
+  for (const [key, tokens] of history.tokensOfLeaseId) {
+    if (tokens.size > 1) {
+      fail(
+        "no-double-grant",
+        `leaseId ${key.replace("\n", ":")} was granted tokens ${[...tokens].join(", ")}`,
+      );
     }
   }
-
-  // A retry with a leaseId that was granted gets that lease back (or lease_ended once it is over), never a queue place.
-  const granted = new Map<string, { token: number; answeredAt: number }>();
-  for (const ex of exchanges) {
-    const m = ROUTE.exec(ex.path);
-    if (m === null || m[2] !== "acquire") continue;
-    const leaseId = (ex.request as { leaseId?: string }).leaseId ?? "";
-    const before = granted.get(leaseId);
-    if (before !== undefined && ex.sentAt > before.answeredAt && ex.status !== null && ex.status !== 503) {
-      const body = ex.response as { token?: number; code?: string };
-      const same = ex.status === 200 && body.token === before.token;
-      if (!same && body.code !== "lease_ended") {
-        fail(
-          "retry-keeps-lease",
-          `leaseId ${leaseId} (token ${before.token}) retried and got ${ex.status} ${JSON.stringify(body)}`,
-        );
-      }
-      if (ex.status !== 200) bump("retries after a grant answered lease_ended");
-      else bump("retries after a grant answered the same lease");
-    }
-    if (ex.status === 200 && before === undefined) {
-      granted.set(leaseId, { token: (ex.response as LeaseBody).token, answeredAt: ex.answeredAt });
-    }
-  }
-
-  // The fence: the store never accepts a lower token; writes of a live holder are never fenced; late writes
-  // that arrive after a newer holder's write are refused.
-  const highest = new Map<string, number>();
-  for (const w of input.storeWrites) {
-    const h = highest.get(w.resource) ?? 0;
-    if (w.accepted && w.token < h)
-      fail("fence", `store accepted token ${w.token} on ${w.resource} after ${h}`);
-    if (w.accepted) highest.set(w.resource, Math.max(h, w.token));
-  }
-  for (const e of input.clientEvents) {
-    if (e.ev === "stall") bump("stalls injected");
-    if (e.ev === "retry") bump(`client retries (${String(e.what)})`);
-    if (e.ev === "crash") fail("client-error", `${e.client}: ${String(e.error)}`);
-    if (e.ev !== "write") continue;
-    bump(e.late ? "late writes" : "writes in lease");
-    const storeAt = Number(e.storeAt);
-    if (e.late) {
-      if (e.accepted) bump("late writes accepted (no newer holder had written yet)");
-      else bump("late writes refused by the fence");
-      if (e.accepted && Number(e.highest) > Number(e.token)) {
-        fail("fence", `late write of token ${e.token} accepted though ${e.highest} was seen`);
-      }
-    } else if (!e.accepted) {
-      if (storeAt < Number(e.heldUntil)) {
-        fail(
-          "no-double-holder",
-          `${e.client} (token ${e.token} on ${e.name}, live until ${e.heldUntil}) was fenced at ${storeAt} by token ${e.highest}`,
-        );
-      } else {
-        bump("in-lease writes fenced after arriving past expiry (slow machine)");
-      }
-    }
-  }
+  checkRetries(history, fail, bump);
+  checkClients(input, fail, bump);
 
   // Tokens survive restarts.
   for (const r of input.restartChecks) {
@@ -249,13 +94,185 @@ export function checkRun(input: CheckInput): CheckReport {
   for (const e of input.endChecks) {
     if (e.held || e.waiters > 0)
       fail("ends-free", `${e.name}: held=${e.held} waiters=${e.waiters} at the end`);
-    const maxToken = Math.max(0, ...(byName.get(e.name) ?? []).map((l) => l.token));
-    if (e.lastToken < maxToken)
+    const maxToken = [...(history.locks.get(e.name)?.leases.keys() ?? [])].reduce(
+      (m, t) => Math.max(m, t),
+      0,
+    );
+    if (e.lastToken < maxToken) {
       fail("tokens-survive-restart", `${e.name}: final lastToken ${e.lastToken} < ${maxToken}`);
+    }
   }
-  return { violations, counts };
+
+  const readings: TokenReading[] = [
+    ...input.restartChecks.map((r) => ({ name: r.name, at: r.at, lastToken: r.lastTokenAfter })),
+    ...input.endChecks.map((e) => ({ name: e.name, at: Number.POSITIVE_INFINITY, lastToken: e.lastToken })),
+  ];
+  const { violations: idle, ...liveness } = checkLiveness(history, readings);
+  violations.push(...idle);
+  return { violations, counts, liveness };
 }
 
-function end(l: LeaseSpan): number {
-  return Math.min(l.lastExpiry, l.releasedAt);
+type Fail = (check: string, detail: string) => void;
+type Bump = (k: string, n?: number) => void;
+
+/** Per answer: no 500s, ids echoed, grants of what was asked, and a `lock_held` only when someone holds. */
+function checkAnswers(history: History, fail: Fail, bump: Bump): void {
+  for (const ex of history.exchanges) {
+    const { name, op } = routeOf(ex) as { name: string; op: string };
+    if (ex.dropped) bump(`dropped ${op} responses`);
+    if (ex.upstreamError !== null) bump(`${op} requests failed by a down or restarting server`);
+    if (ex.status === 503) bump(`${op} answered 503`);
+    if (ex.status === 500)
+      fail("no-internal-errors", `${op} on ${name} answered 500: ${JSON.stringify(ex.response)}`);
+    const req = (ex.request ?? {}) as { leaseId?: string; mode?: LockMode; permits?: number };
+    const body = (ex.response ?? {}) as {
+      leaseId?: string;
+      token?: number;
+      mode?: LockMode;
+      permits?: number;
+      code?: string;
+      holderCount?: number;
+      holders?: unknown[];
+    };
+    if (ex.status === 200 && op !== "release") {
+      if (op === "acquire") bump("grant answers (incl. retries)");
+      // A server-chosen leaseId (the request named none) is the one thing an answer may add.
+      if (req.leaseId !== undefined && body.leaseId !== req.leaseId) {
+        fail(
+          "lease-id-echo",
+          `${op} with leaseId ${req.leaseId} answered lease ${body.leaseId} (token ${body.token})`,
+        );
+      }
+      if (
+        op === "acquire" &&
+        (body.mode !== (req.mode ?? "exclusive") || body.permits !== (req.permits ?? 1))
+      ) {
+        fail(
+          "grant-matches-request",
+          `${name}: asked ${req.mode ?? "exclusive"}×${req.permits ?? 1}, granted ${body.mode}×${body.permits} (token ${body.token})`,
+        );
+      }
+    }
+    if (ex.status === 409) bump(`409 answers: ${body.code}`);
+    if (ex.status === 409 && body.code === "lock_held" && (body.holderCount ?? body.holders?.length) === 0) {
+      fail("lock-held-names-holders", `${name}: ${op} answered lock_held with no holders`);
+    }
+  }
+}
+
+/**
+ * At every grant instant, the leases that provably still held (started no later, ended no earlier) and the
+ * new one must be compatible: a semaphore's permits within its limit; otherwise readers only, or one lease.
+ */
+function checkExclusion(name: string, limit: number, leases: LeaseSpan[], fail: Fail): void {
+  const byStart = [...leases].sort((a, b) => a.start - b.start || a.token - b.token);
+  let live: LeaseSpan[] = [];
+  let latestStart: LeaseSpan | null = null;
+  for (const b of [...leases].sort((x, y) => x.token - y.token)) {
+    if (latestStart !== null && b.start < latestStart.start) {
+      fail(
+        "tokens-increase",
+        `${name}: token ${b.token} granted at ${b.start}, before token ${latestStart.token} at ${latestStart.start}`,
+      );
+    }
+    if (latestStart === null || b.start > latestStart.start) latestStart = b;
+  }
+  for (const b of byStart) {
+    live = live.filter((a) => endLower(a) > b.start);
+    const describe = (a: LeaseSpan) =>
+      `token ${a.token} (${a.mode}×${a.permits}, granted ${a.start}, live until at least ${endLower(a)}: ` +
+      `expiry ${a.lastExpiry}, ${Number.isFinite(a.releasedAt) ? `release sent ${a.releasedAt}` : "no release"})`;
+    if (limit > 1) {
+      const inUse = live.reduce((n, a) => n + a.permits, 0) + b.permits;
+      if (inUse > limit) {
+        fail(
+          "permits-within-limit",
+          `${name}: token ${b.token} (${b.permits} permits) granted at ${b.start} made ${inUse} of ${limit} ` +
+            `permits in use with ${live.map(describe).join(", ")}`,
+        );
+      }
+    } else {
+      const clash = live.filter((a) => a.mode === "exclusive" || b.mode === "exclusive");
+      if (clash.length > 0) {
+        fail(
+          "mutual-exclusion",
+          `${name}: token ${b.token} (${b.mode}) granted at ${b.start} while ${clash.map(describe).join(", ")}`,
+        );
+      }
+    }
+    live.push(b);
+  }
+}
+
+/** A retry with a leaseId that was granted gets that lease back (or lease_ended once it is over), never a queue place. */
+function checkRetries(history: History, fail: Fail, bump: Bump): void {
+  const granted = new Map<string, { token: number; answeredAt: number }>();
+  for (const ex of history.exchanges) {
+    const route = routeOf(ex);
+    const leaseId = (ex.request as { leaseId?: string } | null)?.leaseId;
+    if (route?.op !== "acquire" || leaseId === undefined) continue;
+    const key = `${route.name}\n${leaseId}`;
+    const before = granted.get(key);
+    if (before !== undefined && ex.sentAt > before.answeredAt && ex.status !== null && ex.status !== 503) {
+      const body = ex.response as { token?: number; code?: string };
+      const same = ex.status === 200 && body.token === before.token;
+      if (!same && body.code !== "lease_ended") {
+        fail(
+          "retry-keeps-lease",
+          `leaseId ${leaseId} (token ${before.token}) retried and got ${ex.status} ${JSON.stringify(body)}`,
+        );
+      }
+      if (ex.status !== 200) bump("retries after a grant answered lease_ended");
+      else bump("retries after a grant answered the same lease");
+    }
+    if (ex.status === 200 && before === undefined) {
+      granted.set(key, { token: (ex.response as { token: number }).token, answeredAt: ex.answeredAt });
+    }
+  }
+}
+
+/**
+ * What the clients and the store saw. The fence: the store never lets a write below the highest token seen,
+ * or a read below the highest token written, through; an access a live holder makes is never refused
+ * (someone newer was there: two holders); late accesses after a newer holder's are refused. Semaphore holders
+ * do not use the store: concurrent permits have no order a single fence could keep, so their safety is the
+ * permit count of checkExclusion. Clients must also never crash or act on a lease unlike what they asked.
+ */
+function checkClients(input: CheckInput, fail: Fail, bump: Bump): void {
+  for (const a of input.storeAccesses) {
+    const floor = a.op === "write" ? a.seen : a.written;
+    if (a.accepted && a.token < floor) {
+      fail("fence", `store accepted a ${a.op} of token ${a.token} on ${a.resource} after ${floor}`);
+    }
+  }
+  const roles = new Map<string, string>();
+  for (const e of input.clientEvents) if (e.ev === "start") roles.set(e.client, String(e.role));
+  for (const e of input.clientEvents) {
+    if (e.ev === "grant") bump(`grants received by ${roles.get(e.client) ?? "?"} clients`);
+    if (e.ev === "stall") bump("stalls injected");
+    if (e.ev === "retry") bump(`client retries (${String(e.what)})`);
+    if (e.ev === "crash") fail("client-error", `${e.client}: ${String(e.error)}`);
+    if (e.ev === "mismatch") fail("grant-matches-request", `${e.client}: ${JSON.stringify(e)}`);
+    if (e.ev !== "access") continue;
+    const op = String(e.op);
+    bump(e.late ? `late ${op}s` : `${op}s in lease`);
+    if (e.late) {
+      bump(
+        e.accepted
+          ? `late ${op}s accepted (no newer holder had been there)`
+          : `late ${op}s refused by the fence`,
+      );
+    } else if (!e.accepted) {
+      const storeAt = Number(e.storeAt);
+      if (storeAt < Number(e.heldUntil)) {
+        fail(
+          "no-double-holder",
+          `${e.client} (${op} with token ${e.token} on ${e.name}, live until ${e.heldUntil}) was fenced at ` +
+            `${storeAt} (seen ${e.seen}, written ${e.written})`,
+        );
+      } else {
+        bump(`in-lease ${op}s fenced after arriving past expiry (slow machine)`);
+      }
+    }
+  }
 }

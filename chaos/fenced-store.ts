@@ -1,51 +1,62 @@
 /**
- * The fenced store: the shared resource the chaos clients protect with the lock. It keeps, per resource, the
- * highest fencing token it has accepted and refuses any write with a lower token (equal is the same holder
- * writing again). It runs in the orchestrator process, single-threaded, so its check-and-set is atomic; every
- * decision is logged for the checker.
+ * The fenced store: the shared resource the chaos clients protect with the lock. Per resource it keeps the
+ * highest token of any access (`seen`) and of any write (`written`). A write is refused below `seen` (someone
+ * newer, reader or writer, has been here); a read is refused below `written` (a newer writer has been here);
+ * equal is the same holder again. Readers raise `seen`, so a stalled writer cannot write under a newer reader.
+ * It runs in the orchestrator process, single-threaded, so check-and-set is atomic; every decision is logged.
  */
 import { createServer, type Server } from "node:http";
 import type { JsonlStream } from "./jsonl.ts";
 
-export interface WriteRequest {
+export interface AccessRequest {
+  op: "write" | "read";
   resource: string;
   token: number;
   leaseId: string;
-  writer: string;
-  /** The writer knows it stalled past its lease: the fence must be what stops this write. */
+  client: string;
+  /** The client knows it stalled past its lease: the fence must be what stops this access. */
   late: boolean;
 }
 
-export interface WriteAnswer {
+export interface AccessAnswer {
   accepted: boolean;
-  highest: number;
-  /** When the store decided (epoch ms), which is what matters for whether the writer still held the lock. */
+  /** `seen` and `written` before this access. */
+  seen: number;
+  written: number;
+  /** When the store decided (epoch ms), which is what matters for whether the client still held the lock. */
   at: number;
 }
 
+/** One line of store.jsonl. */
+export type StoreAccess = { kind: "store-access" } & AccessRequest & AccessAnswer;
+
 export interface FencedStore {
   readonly url: string;
-  readonly stats: { accepted: number; rejected: number };
   close(): Promise<void>;
 }
 
 export async function startFencedStore(log: JsonlStream): Promise<FencedStore> {
-  const highest = new Map<string, number>();
-  const stats = { accepted: 0, rejected: 0 };
+  const seen = new Map<string, number>();
+  const written = new Map<string, number>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
-      const w = JSON.parse(Buffer.concat(chunks).toString("utf8")) as WriteRequest;
-      const at = Date.now();
-      const seen = highest.get(w.resource) ?? 0;
-      const accepted = w.token >= seen;
-      if (accepted) highest.set(w.resource, w.token);
-      if (accepted) stats.accepted++;
-      else stats.rejected++;
-      log.write({ kind: "store-write", at, ...w, accepted, highestBefore: seen });
-      const answer: WriteAnswer = { accepted, highest: Math.max(seen, w.token), at };
-      res.writeHead(accepted ? 200 : 409, { "content-type": "application/json" });
+      const a = JSON.parse(Buffer.concat(chunks).toString("utf8")) as AccessRequest;
+      const answer: AccessAnswer = {
+        accepted: false,
+        seen: seen.get(a.resource) ?? 0,
+        written: written.get(a.resource) ?? 0,
+        at: Date.now(),
+      };
+      answer.accepted = a.token >= (a.op === "write" ? answer.seen : answer.written);
+      if (answer.accepted) {
+        seen.set(a.resource, Math.max(answer.seen, a.token));
+        if (a.op === "write") written.set(a.resource, a.token);
+      }
+      const record: StoreAccess = { kind: "store-access", ...a, ...answer };
+      log.write({ ...record });
+      res.writeHead(answer.accepted ? 200 : 409, { "content-type": "application/json" });
       res.end(JSON.stringify(answer));
     });
   });
@@ -54,7 +65,6 @@ export async function startFencedStore(log: JsonlStream): Promise<FencedStore> {
   if (addr === null || typeof addr !== "object") throw new Error("store has no address");
   return {
     url: `http://127.0.0.1:${addr.port}`,
-    stats,
     close: () =>
       new Promise((res) => {
         server.closeAllConnections();

@@ -42,6 +42,7 @@ export class LibraryLockClient implements ChaosLockClient {
         ttl: o.ttlMs,
         wait: o.waitMs,
         owner: o.owner,
+        ...o.ask,
         signal: AbortSignal.timeout(o.deadlineMs),
       });
       return { kind: "granted", lease: wireOf(lease) };
@@ -75,7 +76,14 @@ export class LibraryLockClient implements ChaosLockClient {
 
 /** The server's view of a lease, which is what the checker compares across clients. */
 function wireOf(l: LibraryLease): Lease {
-  return { leaseId: l.leaseId, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt };
+  return {
+    leaseId: l.leaseId,
+    token: l.token,
+    ttlMs: l.ttlMs,
+    expiresAt: l.expiresAt,
+    mode: l.mode,
+    permits: l.permits,
+  };
 }
 
 /** A `fetch` that tells the harness about every attempt that failed in a way the library may retry. */

@@ -1,14 +1,15 @@
 /**
- * The lock API as the chaos clients use it: a small interface plus an implementation over raw `fetch`.
- * The worker loop (client-process.ts) only sees `ChaosLockClient`, so the edgelock client library can replace
- * `RawLockClient` later without touching the loop or the checks. The raw client does what a careful client
- * must: it chooses the leaseId itself and retries the same request (same leaseId) after network errors and
- * 503s, re-polling while it is queued, so a lost answer never costs a lease or earns a second one.
+ * The lock API as the chaos holders use it: a small interface plus an implementation over raw `fetch`.
+ * The holder loop (holder-process.ts) only sees `ChaosLockClient`, so the edgelock client library
+ * (library-client.ts) and this raw client are interchangeable. The raw client does what a careful client
+ * must: it chooses the leaseId itself, retries the same request (same leaseId) after network errors and
+ * 503s, and re-polls at once while it is queued, promising so (`repoll: true`) while it means to.
  */
 import type { Problem, Lease as WireLease } from "../client/src/protocol.ts";
+import type { LockAsk } from "./locks.ts";
 
-/** What the loop and the checks use of a lease: the server's id, token and times. */
-export type Lease = Pick<WireLease, "leaseId" | "token" | "expiresAt" | "ttlMs">;
+/** What the loop and the checks use of a lease: the server's id, token, times, mode and permits. */
+export type Lease = Pick<WireLease, "leaseId" | "token" | "expiresAt" | "ttlMs" | "mode" | "permits">;
 
 export type AcquireResult =
   | { kind: "granted"; lease: Lease }
@@ -31,6 +32,8 @@ export interface AcquireOptions {
   ttlMs: number;
   waitMs: number;
   owner: string;
+  /** Mode, limit and permits, as the lock's kind asks them. */
+  ask: LockAsk;
   /** Give up (and report it) after this long of retrying network errors and 503s. */
   deadlineMs: number;
 }
@@ -44,7 +47,14 @@ export interface ChaosLockClient {
   release(name: string, leaseId: string, deadlineMs: number): Promise<ReleaseResult>;
 }
 
-type Answer = { status: number; body: unknown } | { status: null; error: string };
+/** One HTTP answer, or the network error that stood in for it. */
+export type Answer = { status: number; body: unknown } | { status: null; error: string };
+
+/** The 409 codes that mean "not now": busy answers, as opposed to ended or refused requests. */
+export const BUSY_CODES: readonly string[] = ["lock_held", "waiters_ahead", "lock_delay", "too_many_waiters"];
+
+/** Room left before the deadline below which the raw client no longer promises another re-poll. */
+const REPOLL_MARGIN_MS = 1_000;
 
 export class RawLockClient implements ChaosLockClient {
   readonly #baseUrl: string;
@@ -57,10 +67,13 @@ export class RawLockClient implements ChaosLockClient {
 
   async acquire(name: string, o: AcquireOptions): Promise<AcquireResult> {
     const until = Date.now() + o.deadlineMs;
-    const body = { ttlMs: o.ttlMs, waitMs: o.waitMs, owner: o.owner, leaseId: o.leaseId };
     let last = "";
     while (Date.now() < until) {
-      const a = await this.#post(name, "acquire", body, o.waitMs + 5_000);
+      // Promise a re-poll only while there is time left for one (the last request of a wait makes none).
+      const repoll = o.waitMs > 0 && until - Date.now() > o.waitMs + REPOLL_MARGIN_MS;
+      const body = { ttlMs: o.ttlMs, waitMs: o.waitMs, owner: o.owner, leaseId: o.leaseId, ...o.ask };
+      if (repoll) Object.assign(body, { repoll });
+      const a = await postJson(this.#url(name, "acquire"), body, o.waitMs + 5_000);
       if (a.status === 200) return { kind: "granted", lease: a.body as Lease };
       if (a.status === null || a.status === 503) {
         last = a.status === null ? a.error : "503";
@@ -69,12 +82,12 @@ export class RawLockClient implements ChaosLockClient {
         continue;
       }
       const p = a.body as Problem;
-      if ((p.code === "lock_held" || p.code === "lock_delay") && p.position !== undefined) {
-        // Still queued after the wait ran out: re-poll with the same leaseId to keep the place.
+      if (BUSY_CODES.includes(p.code) && p.position !== undefined) {
+        // Still queued after the wait ran out: re-poll at once with the same leaseId, in its turn.
         last = "queued";
         continue;
       }
-      if (p.code === "lock_held" || p.code === "lock_delay" || p.code === "too_many_waiters") {
+      if (BUSY_CODES.includes(p.code)) {
         return { kind: "busy", code: p.code, retryAfterMs: p.retryAfterMs ?? 100 };
       }
       if (p.code === "lease_ended" || p.code === "wait_cancelled") {
@@ -116,7 +129,7 @@ export class RawLockClient implements ChaosLockClient {
     const until = Date.now() + deadlineMs;
     let last = "";
     while (Date.now() < until) {
-      const a = await this.#post(name, op, { leaseId }, 5_000);
+      const a = await postJson(this.#url(name, op), { leaseId }, 5_000);
       if (a.status === 200) return { kind: "answered", status: 200, body: a.body };
       if (a.status === null || a.status === 503) {
         last = a.status === null ? a.error : "503";
@@ -131,22 +144,27 @@ export class RawLockClient implements ChaosLockClient {
     return { kind: "gave-up", lastError: last };
   }
 
-  async #post(name: string, op: string, body: object, timeoutMs: number): Promise<Answer> {
-    try {
-      const res = await fetch(`${this.#baseUrl}/v1/locks/${encodeURIComponent(name)}/${op}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text === "" ? null : (JSON.parse(text) as unknown) };
-    } catch (err) {
-      return {
-        status: null,
-        error: (err as Error).name === "TimeoutError" ? "timeout" : String((err as Error).cause ?? err),
-      };
-    }
+  #url(name: string, op: string): string {
+    return `${this.#baseUrl}/v1/locks/${encodeURIComponent(name)}/${op}`;
+  }
+}
+
+/** POSTs a JSON body; a network error or timeout is an answer too (`status: null`), never a throw. */
+export async function postJson(url: string, body: object, timeoutMs: number): Promise<Answer> {
+  try {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text === "" ? null : (JSON.parse(text) as unknown) };
+  } catch (err) {
+    return {
+      status: null,
+      error: (err as Error).name === "TimeoutError" ? "timeout" : String((err as Error).cause ?? err),
+    };
   }
 }
 

@@ -28,6 +28,9 @@ export interface Exchange {
   readonly clientGone: boolean;
 }
 
+/** The `upstreamError` of a request that arrived while no server was up: it never reached one. */
+export const SERVER_DOWN = "server down";
+
 export interface ChaosProxy {
   readonly url: string;
   setUpstream(url: string | null): void;
@@ -82,7 +85,7 @@ export async function startProxy(opts: {
           res.writeHead(status ?? 502, { "content-type": "application/json", connection: "close" });
           res.end(text);
         };
-        if (upstream === null) return finish(null, "", "server down");
+        if (upstream === null) return finish(null, "", SERVER_DOWN);
         const up = httpRequest(
           new URL(req.url ?? "/", upstream),
           {

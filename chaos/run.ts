@@ -16,26 +16,25 @@ import {
   parseLocalPath,
   startLocalServer,
 } from "../scripts/local-server.ts";
-import {
-  type CheckReport,
-  type ClientEvent,
-  checkRun,
-  type EndCheck,
-  type RestartCheck,
-  type StoreWrite,
-} from "./check.ts";
-import type { ClientConfig } from "./client-process.ts";
-import { startFencedStore } from "./fenced-store.ts";
+import { type CheckReport, type ClientEvent, checkRun, type EndCheck, type RestartCheck } from "./check.ts";
+import type { ClientConfig, ClientRole } from "./client-context.ts";
+import { type StoreAccess, startFencedStore } from "./fenced-store.ts";
 import { openJsonl, readJsonl } from "./jsonl.ts";
 import { sleep } from "./lock-client.ts";
+import { formatLocks, type LockSpec, parseLocks } from "./locks.ts";
 import { type Exchange, startProxy } from "./proxy.ts";
 import { childSeed, makeRng } from "./rng.ts";
 
 export interface ChaosOptions {
   seed: number;
   durationMs: number;
+  /** Holders (acquire, work under the lease, renew, release) through the `client` below. */
   clients: number;
-  locks: string[];
+  /** More holders over bare fetch that promise their re-polls (`repoll: true`). */
+  rawClients: number;
+  /** Short-wait clients over bare HTTP: `waitMs` 100–500, no re-poll, release at once (give-up-process.ts). */
+  giveUpClients: number;
+  locks: LockSpec[];
   ttlMs: number;
   maxWaitMs: number;
   /** Fraction of POST answers the proxy drops after the server acted. */
@@ -45,7 +44,7 @@ export interface ChaosOptions {
   /** Mean time between client SIGKILLs, and between server restarts (0 disables). */
   killEveryMs: number;
   restartEveryMs: number;
-  /** The clients' lock calls: through the client library, or bare fetch. @default "library" */
+  /** The `clients`' lock calls: through the client library, or bare fetch. @default "library" */
   client: "library" | "raw";
   /** The local path the server runs on. @default "direct" (what `npm start` serves) */
   server: LocalPath;
@@ -64,7 +63,9 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
   seed: 1,
   durationMs: 60_000,
   clients: 5,
-  locks: ["chaos-a", "chaos-b"],
+  rawClients: 1,
+  giveUpClients: 3,
+  locks: parseLocks("chaos-mutex:mutex,chaos-rw:rwlock,chaos-sem:semaphore:3"),
   ttlMs: 800,
   maxWaitMs: 1_500,
   dropRate: 0.05,
@@ -75,7 +76,11 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
   server: "direct",
 };
 
-const CLIENT_SCRIPT = resolve(import.meta.dirname, "client-process.ts");
+const SCRIPTS: Record<ClientRole, string> = {
+  library: resolve(import.meta.dirname, "holder-process.ts"),
+  raw: resolve(import.meta.dirname, "holder-process.ts"),
+  "give-up": resolve(import.meta.dirname, "give-up-process.ts"),
+};
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const o = {
@@ -120,18 +125,27 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     });
   let server = await startServer();
   proxy.setUpstream(server.url);
-  o.log(`chaos seed=${o.seed} out=${o.outDir} server=${server.url} proxy=${proxy.url}`);
+  o.log(
+    `chaos seed=${o.seed} out=${o.outDir} server=${server.url} proxy=${proxy.url} locks=${formatLocks(o.locks)}`,
+  );
 
   const children = new Map<number, ChildProcess>();
   const incarnations = new Map<number, number>();
   const clientErr = createWriteStream(join(o.outDir, "clients.stderr"), { flags: "a" });
   let stopping = false;
+  const roles: ClientRole[] = [
+    ...Array<ClientRole>(o.clients).fill(o.client),
+    ...Array<ClientRole>(o.rawClients).fill("raw"),
+    ...Array<ClientRole>(o.giveUpClients).fill("give-up"),
+  ];
   const spawnClient = (clientId: number): void => {
+    const role = roles[clientId] as ClientRole;
     const incarnation = (incarnations.get(clientId) ?? 0) + 1;
     incarnations.set(clientId, incarnation);
     const cfg: ClientConfig = {
       clientId,
       incarnation,
+      role,
       seed: childSeed(o.seed, 100 + clientId, incarnation),
       baseUrl: proxy.url,
       storeUrl: store.url,
@@ -139,10 +153,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       ttlMs: o.ttlMs,
       maxWaitMs: o.maxWaitMs,
       stallChance: o.stallChance,
-      client: o.client,
       logPath: join(o.outDir, `client-${clientId}-${incarnation}.jsonl`),
     };
-    const child = fork(CLIENT_SCRIPT, [], {
+    const child = fork(SCRIPTS[role], [], {
       execPath: process.execPath,
       execArgv: [],
       env: { ...process.env, CHAOS_CLIENT: JSON.stringify(cfg) },
@@ -154,7 +167,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       if (children.get(clientId) === child) children.delete(clientId);
     });
   };
-  for (let i = 0; i < o.clients; i++) spawnClient(i);
+  for (let i = 0; i < roles.length; i++) spawnClient(i);
 
   const killClient = async (): Promise<void> => {
     const ids = [...children.keys()];
@@ -180,7 +193,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await sleep(plan.int(0, 1_000));
     server = await startServer();
     // Read lastToken before any client traffic reaches the new server.
-    for (const name of o.locks) {
+    for (const { name } of o.locks) {
       const view = await inspect(server.url, name);
       restartChecks.push({
         at: Date.now(),
@@ -228,7 +241,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // A departed waiter may still be granted until its wait (and re-poll grace) runs out; its lease then ends at TTL.
     await sleep(o.maxWaitMs + REPOLL_GRACE_MS + o.ttlMs + 1_000);
     const endChecks: EndCheck[] = [];
-    for (const name of o.locks) {
+    for (const { name } of o.locks) {
       const v = await inspect(server.url, name);
       endChecks.push({ name, held: v.held, waiters: v.waiters, lastToken: v.lastToken });
     }
@@ -268,7 +281,7 @@ export function checkDir(dir: string): CheckReport {
   };
   return checkRun({
     exchanges: readJsonl<Exchange>(join(dir, "proxy.jsonl")),
-    storeWrites: readJsonl<StoreWrite>(join(dir, "store.jsonl")),
+    storeAccesses: readJsonl<StoreAccess>(join(dir, "store.jsonl")),
     clientEvents,
     restartChecks,
     endChecks,
@@ -296,6 +309,18 @@ export function summarize(r: ChaosResult): string {
   for (const [k, v] of Object.entries(r.faults)) lines.push(`  ${k}: ${v}`);
   lines.push("observed:");
   for (const [k, v] of Object.entries(r.counts).sort()) lines.push(`  ${k}: ${v}`);
+  lines.push("free capacity while someone waited (liveness):");
+  for (const [kind, k] of Object.entries(r.liveness.byKind)) {
+    lines.push(
+      `  ${kind}: ${k.waits} waits examined, ${k.intervals} intervals, longest ${k.longestMs} ms, total ${k.totalMs} ms`,
+    );
+  }
+  const worst = r.liveness.longest[0];
+  if (worst !== undefined) {
+    lines.push(
+      `  longest: ${worst.to - worst.from} ms on ${worst.name}, tolerance there ${worst.toleranceMs} ms`,
+    );
+  }
   lines.push(`violations: ${r.violations.length}`);
   for (const v of r.violations.slice(0, 20)) lines.push(`  [${v.check}] ${v.detail}`);
   if (r.violations.length > 20) lines.push(`  ... ${r.violations.length - 20} more in report.json`);
@@ -309,6 +334,8 @@ async function main(): Promise<void> {
       seconds: { type: "string" },
       seed: { type: "string" },
       clients: { type: "string" },
+      raw: { type: "string" },
+      giveup: { type: "string" },
       ttl: { type: "string" },
       locks: { type: "string" },
       out: { type: "string" },
@@ -330,8 +357,10 @@ async function main(): Promise<void> {
     seed,
     durationMs,
     clients: values.clients !== undefined ? Number(values.clients) : DEFAULTS.clients,
+    rawClients: values.raw !== undefined ? Number(values.raw) : DEFAULTS.rawClients,
+    giveUpClients: values.giveup !== undefined ? Number(values.giveup) : DEFAULTS.giveUpClients,
     ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
-    locks: values.locks !== undefined ? values.locks.split(",") : DEFAULTS.locks,
+    locks: values.locks !== undefined ? parseLocks(values.locks) : DEFAULTS.locks,
     client: values.client === "raw" ? "raw" : DEFAULTS.client,
     server: values.server !== undefined ? parseLocalPath(values.server, "--server") : DEFAULTS.server,
     ...(values.out !== undefined ? { outDir: values.out } : {}),

@@ -5,7 +5,7 @@ import { defineConfig } from "vitest/config";
  * The suite runs twice, once per local path (test/e2e/helpers/wrangler-dev.ts reads E2E_SERVER), one path
  * after the other and one file at a time: each file starts its own workerd, and the machine has 2 cores.
  * chaos.test.ts runs in the direct project only: its 60 s run starts chaos/run.ts's default server, the
- * direct path (the one `npm start` serves), and its checker tests need no server. The Python client's suite
+ * direct path (the one `npm start` serves); chaos-check.test.ts (the checker on synthetic logs) needs no server. The Python client's suite
  * runs there only too: it tests the client, and the server's paths are compared by the rest of the suite.
  */
 export default defineConfig({
@@ -24,7 +24,11 @@ export default defineConfig({
         extends: true,
         test: {
           name: "wrangler-dev",
-          exclude: ["test/e2e/chaos.test.ts", "test/e2e/python-client.test.ts"],
+          exclude: [
+            "test/e2e/chaos.test.ts",
+            "test/e2e/chaos-check.test.ts",
+            "test/e2e/python-client.test.ts",
+          ],
           env: { E2E_SERVER: "wrangler-dev" },
           sequence: { groupOrder: 2 },
         },

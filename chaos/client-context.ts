@@ -1,0 +1,74 @@
+/**
+ * What every forked chaos client shares: its configuration (from the CHAOS_CLIENT environment variable), its
+ * seeded random stream, its JSONL log, the parent's "stop" message, and fenced access to the shared resource.
+ * The loops themselves live in holder-process.ts (library or raw client, long holds) and give-up-process.ts
+ * (bare HTTP, short waits).
+ */
+import type { AccessAnswer, AccessRequest } from "./fenced-store.ts";
+import { appendSync } from "./jsonl.ts";
+import type { LockSpec } from "./locks.ts";
+import { makeRng, type Rng } from "./rng.ts";
+
+/** Holders that go through the client library or bare fetch, and short-wait clients that give up. */
+export const CLIENT_ROLES = ["library", "raw", "give-up"] as const;
+export type ClientRole = (typeof CLIENT_ROLES)[number];
+
+export interface ClientConfig {
+  clientId: number;
+  incarnation: number;
+  role: ClientRole;
+  seed: number;
+  baseUrl: string;
+  storeUrl: string;
+  locks: LockSpec[];
+  ttlMs: number;
+  maxWaitMs: number;
+  stallChance: number;
+  logPath: string;
+}
+
+export interface ClientContext {
+  readonly cfg: ClientConfig;
+  readonly rng: Rng;
+  /** `client-<id>.<incarnation>`: the owner label and the name in every log record. */
+  readonly me: string;
+  log(ev: string, data: Record<string, unknown>): void;
+  /** True once the parent asked this client to stop (after its current lease) or went away. */
+  stopping(): boolean;
+  /** One fenced read or write of the resource named after the lock, logged as an `access` event. */
+  access(
+    a: Omit<AccessRequest, "client" | "resource"> & { name: string; heldUntil: number },
+  ): Promise<boolean>;
+}
+
+export function clientContext(): ClientContext {
+  const config = JSON.parse(process.env.CHAOS_CLIENT ?? "null") as ClientConfig | null;
+  if (config === null) throw new Error("CHAOS_CLIENT is not set: chaos clients are forked by chaos/run.ts");
+  const cfg = config;
+  const me = `client-${cfg.clientId}.${cfg.incarnation}`;
+  let stop = false;
+  process.on("message", (m) => {
+    if (m === "stop") stop = true;
+  });
+  process.on("disconnect", () => {
+    stop = true;
+  });
+  const log = (ev: string, data: Record<string, unknown>): void =>
+    appendSync(cfg.logPath, { ev, at: Date.now(), client: me, ...data });
+  return {
+    cfg,
+    rng: makeRng(cfg.seed),
+    me,
+    log,
+    stopping: () => stop,
+    async access({ name, heldUntil, ...a }) {
+      const body: AccessRequest = { ...a, resource: name, client: me };
+      const sentAt = Date.now();
+      const res = await fetch(`${cfg.storeUrl}/access`, { method: "POST", body: JSON.stringify(body) });
+      const answer = (await res.json()) as AccessAnswer;
+      const { accepted, seen, written } = answer;
+      log("access", { name, ...a, sentAt, heldUntil, storeAt: answer.at, accepted, seen, written });
+      return answer.accepted;
+    },
+  };
+}
