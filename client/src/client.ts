@@ -302,8 +302,12 @@ export class EdgelockClient {
     options: WithLockOptions = {},
   ): Promise<T> {
     if (options.session === true) {
-      await using session = this.session(name);
-      return await session.withLock(fn, options);
+      const session = this.session(name);
+      try {
+        return await session.withLock(fn, options);
+      } finally {
+        session.close();
+      }
     }
     const lease = await this.acquire(name, { ...options, autoRenew: false });
     return await holdWhile(lease, fn, options.deadline);
