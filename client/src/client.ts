@@ -15,6 +15,7 @@ import type {
   LockMode,
   LockView,
   ReleaseResponse,
+  RenewRequest,
   Lease as WireLease,
 } from "./protocol.ts";
 import { LEASE_ID_PATTERN, LOCK_NAME_PATTERN, MAX_WAIT_MS } from "./protocol.ts";
@@ -456,14 +457,21 @@ export class EdgelockClient {
   }
 
   /**
-   * Renews a lease known only by its leaseId (a script's, or one acquired by another process).
-   * Prefer `lease.renew()` when you hold a `Lease`.
+   * Renews a lease known only by its leaseId (a script's, or one acquired by another process); with
+   * `mode: "shared"`, downgrades a read-write lock's writer to a reader. Prefer `lease.renew()` when you
+   * hold a `Lease`.
    * @throws {LeaseLostError} when the lease is not held (`reason` says why).
    */
-  async renewById(name: string, leaseId: string, options: { ttl?: Duration } = {}): Promise<WireLease> {
+  async renewById(
+    name: string,
+    leaseId: string,
+    options: { ttl?: Duration; mode?: "shared" } = {},
+  ): Promise<WireLease> {
     checkName(name);
-    const body =
-      options.ttl === undefined ? { leaseId } : { leaseId, ttlMs: parseDuration(options.ttl, "ttl") };
+    const body: RenewRequest = { leaseId };
+    if (options.ttl !== undefined) body.ttlMs = parseDuration(options.ttl, "ttl");
+    // A writer's lease becomes a reader's without being released, admitting waiting readers.
+    if (options.mode !== undefined) body.mode = options.mode;
     const answer = await this.#callWithRetry(name, "renew", body);
     return expectAnswer(answer, isWireLease, "renew");
   }

@@ -5,19 +5,12 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { resolve } from "node:path";
-import { afterAll, beforeAll, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { uniqueName } from "./helpers/lock-http.ts";
-import { type DevServer, startServer } from "./helpers/wrangler-dev.ts";
+import { useServer } from "./helpers/wrangler-dev.ts";
 
 const HOLDER = resolve(import.meta.dirname, "helpers/session-holder.mjs");
-let server: DevServer;
-
-beforeAll(async () => {
-  server = await startServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useServer();
 
 /** Starts a session holder process and resolves once it holds the lock. */
 function holdInAProcess(name: string): Promise<{ child: ChildProcess; token: number }> {
