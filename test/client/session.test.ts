@@ -17,8 +17,9 @@ import {
   ValidationError,
 } from "../../client/src/index.ts";
 import { app } from "../../worker/app.ts";
-import { acquire, call, inspect, lockName, release } from "../helpers/api.ts";
-import { lockName as authLockName, KEYS, secured } from "../helpers/auth.ts";
+import { acquire, call, inspect, release } from "../helpers/api.ts";
+import { KEYS, secured } from "../helpers/auth.ts";
+import { lockName } from "../helpers/names.ts";
 import { expireAllByAlarm, stubOf, untilWaiters } from "../helpers/runtime.ts";
 
 const client = new EdgelockClient({
@@ -193,7 +194,7 @@ describe("client.session", () => {
       fetch: (input, init) => Promise.resolve(app.request(input, init, env)),
     });
     const error = await keyed
-      .session(authLockName("payments:"))
+      .session(lockName("payments:"))
       .acquire()
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AuthError);

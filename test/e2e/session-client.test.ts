@@ -14,16 +14,15 @@ import { withApiKey } from "./helpers/api-key.ts";
 import { buildClient, CLI, REPO_ROOT } from "./helpers/build-client.ts";
 import { rawStatus, uniqueName } from "./helpers/lock-http.ts";
 import { groupMembers } from "./helpers/processes.ts";
-import { type DevServer, startServer } from "./helpers/wrangler-dev.ts";
+import { useServer } from "./helpers/wrangler-dev.ts";
 
 const { key, vars } = withApiKey("session-e2e", "admin");
-let server: DevServer;
+const server = useServer({ vars });
 let scratch: string;
 let client: EdgelockClient;
 
 beforeAll(async () => {
   await buildClient();
-  server = await startServer({ vars });
   scratch = await mkdtemp(join(tmpdir(), "edgelock-session-"));
   client = new EdgelockClient({ url: server.url, apiKey: key, owner: "e2e-session" });
 });
@@ -39,7 +38,6 @@ afterEach(() => {
   }
 });
 afterAll(async () => {
-  await server?.stop();
   if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
 });
 
