@@ -1,8 +1,9 @@
 /**
- * The `edgelock` command: `run` holds one or more locks while a command runs (renewing in the background,
- * and stopping the command's whole process group if a lease is lost), and `acquire`/`renew`/`release`/
- * `status` serve scripts. Every failure is one line on stderr and a distinct exit code (EXIT_CODES).
- * Process wiring lives in bin.ts; process groups in process-group.ts.
+ * The `edgelock` command: `run` holds one or more locks while a command runs (through sessions by default,
+ * so the locks free within seconds if edgelock dies; renewing in the background, and stopping the command's
+ * whole process group if a lease is lost or edgelock is killed), and `acquire`/`renew`/`release`/`status`
+ * serve scripts. Every failure is one line on stderr and a distinct exit code (EXIT_CODES).
+ * Process wiring lives in bin.ts; process groups in process-group.ts; the kill -9 guard in reaper.ts.
  */
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -13,6 +14,7 @@ import { AuthError, EdgelockError, LeaseLostError, LockHeldError, ValidationErro
 import type { Lease } from "./lease.ts";
 import { type CommandExit, ProcessGroup } from "./process-group.ts";
 import type { LockMode, LockView, Lease as WireLease } from "./protocol.ts";
+import { Reaper } from "./reaper.ts";
 
 /** Exit codes, from sysexits(3) where one fits. `run` otherwise exits with the command's own code. */
 export const EXIT_CODES = {
@@ -33,12 +35,18 @@ export const EXIT_CODES = {
 
 /** After SIGTERM, how long the command's process group gets to exit before SIGKILL. */
 export const KILL_GRACE_MS = 10_000;
+/**
+ * `run`'s lock-delay: if edgelock dies, its session drops and the lock stays closed this long, so the
+ * reaper has killed the command's group before anyone else is granted the lock.
+ */
+export const RUN_LOCK_DELAY_MS = 1_000;
 
 const USAGE = `usage: edgelock <command> NAME [flags]
 
 commands:
   run NAME [NAME...] [flags] -- COMMAND [ARGS...]
-                                          run COMMAND while holding the lock(s); exit with its code
+                                          run COMMAND while holding the lock(s) through a session
+                                          (freed within seconds if edgelock dies); exit with its code
   acquire NAME [flags]                    acquire and print the lease (keep its leaseId)
   renew NAME --lease-id ID [--ttl D]      extend a lease
   release NAME --lease-id ID              release a lease (or cancel a queued wait)
@@ -53,7 +61,11 @@ flags:
   --lease-id ID     choose the leaseId (acquire, run with one NAME) or name the lease (renew, release)
   --mode M          exclusive | shared
   --limit N         semaphore limit; --permits N permits to take
+  --lock-delay D    if the lease is lost (expiry, force-release, a dropped session), keep the lock
+                    closed this long (run: default 1s; acquire: default 0)
   --kill-after D    run: after SIGTERM, SIGKILL the command's process group this much later (default 10s)
+  --http            run: hold the lock(s) over HTTP instead of a session (if edgelock is killed, the
+                    lock then stays held until its TTL)
   --pass-token      run: give the command the API key as $EDGELOCK_TOKEN (default: it is removed)
   --json            print JSON instead of a readable line
   -h, --help        show this help
@@ -76,6 +88,8 @@ const FLAGS = {
   limit: { type: "string" },
   permits: { type: "string" },
   "kill-after": { type: "string" },
+  "lock-delay": { type: "string" },
+  http: { type: "boolean" },
   "pass-token": { type: "boolean" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -172,7 +186,8 @@ export async function main(argv: readonly string[], io: Io = defaultIo): Promise
  * Holds the locks while `command` runs, in its own process group. The group is stopped (SIGTERM, then
  * SIGKILL after the grace) when a lease is lost, when edgelock itself is told to stop, and when the command
  * exits but left processes behind: nothing the command started outlives the lock. The locks are released
- * only once the group is gone.
+ * only once the group is gone. If edgelock is killed outright, its sessions drop (the locks free after their
+ * lock-delay) and the reaper SIGKILLs the group at once, within that delay.
  */
 async function run(
   client: EdgelockClient,
@@ -185,8 +200,17 @@ async function run(
   if (names.length > 1 && flags["lease-id"] !== undefined) {
     throw usage("--lease-id names one lease; leave it out with several lock names");
   }
+  const session = flags.http !== true && hasWebSocket();
+  if (flags.http !== true && !session) {
+    io.err(
+      "edgelock: this Node has no WebSocket (use Node ≥ 22, or NODE_OPTIONS=--experimental-websocket); " +
+        "holding the lock over HTTP, so if edgelock is killed it stays held until its TTL (pass --http to " +
+        "choose this and silence this line)",
+    );
+  }
   const stopWaiting = new AbortController();
   let group: ProcessGroup | undefined;
+  let reaper: Reaper | undefined;
   let stoppedBy: NodeJS.Signals | undefined;
   // Before the command starts, a signal stops the wait; after, it goes to the whole group, and a second
   // one does not cut the group's grace short.
@@ -205,12 +229,20 @@ async function run(
   process.on("exit", onExit);
   const options = {
     ...acquireOptions(flags),
+    lockDelay: parseDuration(flags["lock-delay"] ?? RUN_LOCK_DELAY_MS, "--lock-delay"),
     owner: flags.owner ?? `${io.env.USER ?? "edgelock"}@${hostname()}:${process.pid}`,
     signal: stopWaiting.signal,
+    session,
   };
   const hold = async (leases: Lease[], lost: AbortSignal): Promise<CommandExit> => {
     const [file, ...args] = command as [string, ...string[]];
-    const started = new ProcessGroup(file, args, commandEnv(io.env, leases, flags));
+    // Started before the command, so the group is guarded from its first instant.
+    reaper = new Reaper((error) =>
+      io.err(
+        `edgelock: the guard that stops the command if edgelock is killed is not running (${error.message})`,
+      ),
+    );
+    const started = new ProcessGroup(file, args, commandEnv(io.env, leases, flags), reaper);
     group = started;
     const onLost = (): void => {
       const loss = leases.find((lease) => lease.lost !== null);
@@ -224,6 +256,7 @@ async function run(
     const exit = await started.exited;
     // The command is done; whatever it left running in its group goes too, before the locks are released.
     await started.stop(graceMs);
+    reaper.disarm();
     lost.removeEventListener("abort", onLost);
     return exit;
   };
@@ -237,6 +270,7 @@ async function run(
     if (error instanceof LeaseLostError && group !== undefined) return EXIT_CODES.lost;
     throw error;
   } finally {
+    reaper?.disarm();
     for (const signal of signals) process.off(signal, onSignal);
     process.off("exit", onExit);
   }
@@ -291,7 +325,14 @@ function acquireOptions(flags: Flags): AcquireOptions {
     mode: mode as LockMode | undefined,
     limit: integerFlag(flags.limit, "--limit"),
     permits: integerFlag(flags.permits, "--permits"),
+    lockDelay:
+      flags["lock-delay"] === undefined ? undefined : parseDuration(flags["lock-delay"], "--lock-delay"),
   };
+}
+
+/** Whether this Node has a WebSocket for sessions (Node ≥ 22, or 20 with --experimental-websocket). */
+function hasWebSocket(): boolean {
+  return typeof (globalThis as { WebSocket?: unknown }).WebSocket === "function";
 }
 
 function integerFlag(value: string | undefined, flag: string): number | undefined {

@@ -1,12 +1,14 @@
 /**
  * The edgelock client: acquire a lease (waiting as long as asked, re-polling past one request's cap),
  * retry lost requests with the same leaseId, and run work under one lock (`withLock`) or several
- * (`withLocks`). It owns acquiring; a `Lease` (lease.ts) owns everything after the grant. Zero
- * dependencies: it needs only `fetch`, or a Workers service binding.
+ * (`withLocks`), over HTTP or through sessions (session.ts) that free a dead holder's locks at once; and
+ * watch a lock's state (watch.ts). It owns acquiring over HTTP; a `Lease` (lease.ts) owns everything after
+ * the grant. Zero dependencies: it needs only `fetch` (or a Workers service binding), and for sessions a
+ * WebSocket.
  */
 import { type Duration, parseDuration } from "./duration.ts";
 import { AuthError, LeaseLostError, LockHeldError, ValidationError } from "./errors.ts";
-import { Lease, type LeaseHost } from "./lease.ts";
+import { holdWhile, Lease, type LeaseHost } from "./lease.ts";
 import type {
   AcquireRequest,
   EdgelockRpcApi,
@@ -18,7 +20,10 @@ import type {
 } from "./protocol.ts";
 import { LEASE_ID_PATTERN, LOCK_NAME_PATTERN, MAX_WAIT_MS } from "./protocol.ts";
 import { isRetryable, type RetryOptions, resolveRetry, retrying, sleep } from "./retry.ts";
+import { LockSession } from "./session.ts";
+import { SocketOpener, type WebSocketConstructor } from "./socket.ts";
 import { type FetchLike, HttpTransport, RpcTransport, type Transport } from "./transport.ts";
+import { LockWatch, type WatchOptions } from "./watch.ts";
 import { expectAnswer, isLockView, isReleaseResponse, isWireLease } from "./wire.ts";
 
 /** Lease length when `ttl` is not given. */
@@ -62,8 +67,14 @@ export interface ClientOptions {
    * @default { retries: 4, minDelayMs: 100, maxDelayMs: 2000 }
    */
   retry?: RetryOptions | undefined;
-  /** Time budget of one request beyond its wait. @default "10s" */
+  /** Time budget of one request beyond its wait (and of a session's handshake). @default "10s" */
   requestTimeout?: Duration | undefined;
+  /**
+   * The WebSocket constructor sessions and watches use (the key is offered as the subprotocol
+   * `bearer.<apiKey>`). Node 20 has none built in: pass one (e.g. the `ws` package's) or use Node ≥ 22.
+   * @default globalThis.WebSocket; in the Workers runtime, a `fetch` upgrade through `fetch`
+   */
+  WebSocket?: WebSocketConstructor | undefined;
 }
 
 export interface AcquireOptions {
@@ -107,7 +118,15 @@ export interface AcquireOptions {
 }
 
 /** `acquire` options; the watchdog always runs, so `autoRenew` is implied. */
-export type WithLockOptions = Omit<AcquireOptions, "autoRenew">;
+export type WithLockOptions = Omit<AcquireOptions, "autoRenew"> & {
+  /**
+   * Hold the lock through a session (a WebSocket opened for this call and closed after it): the lock is
+   * freed within seconds if this process dies, the wait is one pushed grant however long, and
+   * `lease.signal` aborts the moment the lock ends the lease. Needs `url` and a WebSocket (see `WebSocket`).
+   * @default false (HTTP)
+   */
+  session?: boolean | undefined;
+};
 
 /**
  * `withLocks` options: those of `withLock`, applied to every lock. `wait` is one budget for the whole set;
@@ -126,7 +145,14 @@ export type WithLocksOptions = Omit<WithLockOptions, "leaseId">;
  */
 export class EdgelockClient {
   readonly #transport: Transport;
+  readonly #http: HttpTransport | null;
   readonly #host: LeaseHost;
+  readonly #sessionOptions: {
+    url: string;
+    apiKey: string | undefined;
+    WebSocket: WebSocketConstructor | undefined;
+  } | null;
+  #opener: SocketOpener | null = null;
   readonly #owner: string | undefined;
   readonly #holderKey: string;
 
@@ -141,13 +167,20 @@ export class EdgelockClient {
         throw invalid("options.binding must be a service binding to edgelock's EdgelockRpc entrypoint");
       }
       this.#transport = new RpcTransport(binding, apiKey);
+      this.#http = null;
+      this.#sessionOptions = null;
     } else {
       if (typeof url !== "string" || !/^https?:\/\/[^/]/i.test(url)) {
         throw invalid(
           `options.url must be the service's base URL, e.g. "https://locks.example.com" (got ${describeValue(url)}), or pass a service binding as options.binding`,
         );
       }
-      this.#transport = new HttpTransport({ ...options, url });
+      this.#http = new HttpTransport({ ...options, url });
+      this.#transport = this.#http;
+      this.#sessionOptions = { url, apiKey, WebSocket: options.WebSocket };
+    }
+    if (options.WebSocket !== undefined && typeof options.WebSocket !== "function") {
+      throw invalid("options.WebSocket must be a WebSocket constructor");
     }
     if (holderKey !== undefined && !LEASE_ID_PATTERN.test(holderKey)) {
       throw invalid("options.holderKey must be 16–128 characters of A–Z a–z 0–9 _ -");
@@ -269,16 +302,16 @@ export class EdgelockClient {
     fn: (lease: Lease) => Promise<T> | T,
     options: WithLockOptions = {},
   ): Promise<T> {
-    const lease = await this.acquire(name, { ...options, autoRenew: false });
-    lease.keepAlive({ deadline: options.deadline, ref: true });
-    let result: T;
-    try {
-      result = await fn(lease);
-    } finally {
-      await lease.release().catch(() => undefined);
+    if (options.session === true) {
+      const session = this.session(name);
+      try {
+        return await session.withLock(fn, options);
+      } finally {
+        session.close();
+      }
     }
-    if (lease.lost !== null) throw lease.lost;
-    return result;
+    const lease = await this.acquire(name, { ...options, autoRenew: false });
+    return await holdWhile(lease, fn, options.deadline);
   }
 
   /**
@@ -308,13 +341,34 @@ export class EdgelockClient {
       throw invalid("withLocks chooses one leaseId per lock; leave leaseId out");
     }
     const waitUntil = Date.now() + parseDuration(options.wait ?? 0, "wait");
+    // With `session`, one session per lock (a session speaks to one lock), all closed at the end.
+    const sessions = options.session === true ? order.map((name) => this.session(name)) : [];
+    const acquire = (name: string, opts: AcquireOptions): Promise<Lease> => {
+      const session = sessions.find((s) => s.name === name);
+      return session === undefined ? this.acquire(name, opts) : session.acquire(opts);
+    };
+    try {
+      return await this.#holdAll(names, order, waitUntil, acquire, fn, options);
+    } finally {
+      for (const session of sessions) session.close();
+    }
+  }
+
+  async #holdAll<T>(
+    names: readonly string[],
+    order: readonly string[],
+    waitUntil: number,
+    acquire: (name: string, options: AcquireOptions) => Promise<Lease>,
+    fn: (leases: Lease[], signal: AbortSignal) => Promise<T> | T,
+    options: WithLocksOptions,
+  ): Promise<T> {
     const held: Lease[] = [];
     try {
       for (const name of order) {
         // A lock already held that is lost meanwhile stops the wait for the next one.
         const signals = held.map((lease) => lease.signal);
         if (options.signal !== undefined) signals.push(options.signal);
-        const lease = await this.acquire(name, {
+        const lease = await acquire(name, {
           ...options,
           wait: Math.max(0, waitUntil - Date.now()),
           signal: signals.length === 0 ? undefined : AbortSignal.any(signals),
@@ -338,6 +392,61 @@ export class EdgelockClient {
     const lost = held.find((lease) => lease.lost !== null)?.lost;
     if (lost) throw lost;
     return result;
+  }
+
+  /**
+   * A session with one lock: acquire, renew and release over one WebSocket. A lease held through it is
+   * lost (its `signal` aborts) the moment the lock pushes `lost` or the socket closes, and the lock frees
+   * it within seconds when this process dies. The socket opens with the first operation; `close()` the
+   * session (or `await using`) when done, since an open socket keeps a Node process running.
+   *
+   * @throws {ValidationError} for a client made with `binding` only (sessions need `url`), or a runtime
+   *   without WebSocket (Node 20: pass `options.WebSocket`).
+   * @example
+   * await using session = client.session("deploy");
+   * await using lease = await session.acquire({ ttl: "1m", wait: "2h" });
+   * await deploy({ fence: lease.token, signal: lease.signal });
+   */
+  session(name: string): LockSession {
+    checkName(name);
+    const opener = this.#socketOpener();
+    const host = this.#host;
+    return new LockSession(name, {
+      opener,
+      retry: host.retry,
+      requestTimeoutMs: host.requestTimeoutMs,
+      acquireBody: (options) => this.#acquireBody(options),
+      newLeaseId,
+      grantMismatch: (asked, wire) => grantMismatch(name, asked, wire),
+    });
+  }
+
+  /**
+   * The lock's state, pushed on every change of holders or waiters, as an async iterator over a socket
+   * of its own (reopened with back-off if it drops). Breaking out of the loop closes the socket.
+   *
+   * @example
+   * for await (const state of client.watch("deploy")) {
+   *   console.log(state.held ? `held by ${state.holders[0]?.owner}` : "free");
+   * }
+   */
+  watch(name: string, options: WatchOptions = {}): LockWatch {
+    checkName(name);
+    const host = this.#host;
+    return new LockWatch(
+      name,
+      { opener: this.#socketOpener(), retry: host.retry, requestTimeoutMs: host.requestTimeoutMs },
+      options,
+    );
+  }
+
+  #socketOpener(): SocketOpener {
+    if (this.#opener !== null) return this.#opener;
+    if (this.#sessionOptions === null || this.#http === null) {
+      throw invalid("sessions and watches need the service's url: a client with only a binding has none");
+    }
+    this.#opener = new SocketOpener({ ...this.#sessionOptions, http: this.#http });
+    return this.#opener;
   }
 
   /** The lock's public state: holders (never their leaseIds), waiters, last token, semaphore use. */
@@ -418,24 +527,15 @@ export class EdgelockClient {
     asked: Omit<AcquireRequest, "waitMs" | "leaseId">,
     wire: WireLease,
   ): Promise<void> {
-    const mode: LockMode = asked.mode ?? "exclusive";
-    const permits = asked.permits ?? 1;
-    if (wire.mode === mode && wire.permits === permits) return;
+    const mismatch = grantMismatch(name, asked, wire);
+    if (mismatch === null) return;
     const unknownAlias = await this.#transport
       .call(name, "release", { leaseId }, { timeoutMs: ABANDON_TIMEOUT_MS })
       .then(() => false)
       .catch((error: unknown) => error instanceof LeaseLostError);
     // A server that does not release by re-entry alias: one release of the lease itself drops one hold.
     if (unknownAlias && wire.leaseId !== leaseId) await this.#abandon(name, wire.leaseId);
-    const held = `a ${wire.mode} lease of ${wire.permits} permit(s)`;
-    const hint =
-      wire.holdCount > 1
-        ? ": this holder already holds the lock that way; release it before re-entering in another mode"
-        : "";
-    throw new ValidationError(
-      "grant_mismatch",
-      `asked ${name} for a ${mode} lease of ${permits} permit(s) and was granted ${held}${hint}; the hold was given back`,
-    );
+    throw mismatch;
   }
 
   /**
@@ -454,6 +554,32 @@ export function newLeaseId(): string {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** What a grant is checked by. */
+type GrantShape = Pick<WireLease, "mode" | "permits" | "holdCount">;
+
+/**
+ * The `grant_mismatch` error for a grant of another mode or size than asked (the caller gives the hold
+ * back first), or null when the grant is what was asked.
+ */
+function grantMismatch(
+  name: string,
+  asked: Omit<AcquireRequest, "waitMs" | "leaseId">,
+  wire: GrantShape,
+): ValidationError | null {
+  const mode: LockMode = asked.mode ?? "exclusive";
+  const permits = asked.permits ?? 1;
+  if (wire.mode === mode && wire.permits === permits) return null;
+  const held = `a ${wire.mode} lease of ${wire.permits} permit(s)`;
+  const hint =
+    wire.holdCount > 1
+      ? ": this holder already holds the lock that way; release it before re-entering in another mode"
+      : "";
+  return new ValidationError(
+    "grant_mismatch",
+    `asked ${name} for a ${mode} lease of ${permits} permit(s) and was granted ${held}${hint}; the hold was given back`,
+  );
 }
 
 /** Releases in reverse order of acquiring; failures are ignored (those leases end at their TTL). */

@@ -47,8 +47,22 @@ export type {
   ReleaseResponse,
   RpcCall,
   RpcResult,
+  SessionClientFrame,
+  SessionFrameId,
+  SessionLostFrame,
+  SessionServerFrame,
 } from "./protocol.ts";
-export { ERROR_CODES, LOCK_NAME_PATTERN, MAX_TTL_MS, MAX_WAIT_MS, MIN_TTL_MS } from "./protocol.ts";
+export {
+  ERROR_CODES,
+  LOCK_NAME_PATTERN,
+  MAX_SESSION_WAIT_MS,
+  MAX_TTL_MS,
+  MAX_WAIT_MS,
+  MIN_TTL_MS,
+  SESSION_PING_MS,
+  SESSION_PROTOCOL,
+  SESSION_TIMEOUT_MS,
+} from "./protocol.ts";
 export {
   DEFAULT_MAX_DELAY_MS,
   DEFAULT_MIN_DELAY_MS,
@@ -57,4 +71,8 @@ export {
   RETRYABLE,
   type RetryOptions,
 } from "./retry.ts";
+export { LockSession } from "./session.ts";
+export { SESSION_DEAD_AFTER_MS } from "./session-connection.ts";
+export type { WebSocketConstructor, WebSocketLike } from "./socket.ts";
 export type { FetchLike } from "./transport.ts";
+export { LockWatch, type WatchOptions } from "./watch.ts";

@@ -27,6 +27,11 @@ export interface LeaseHost {
   readonly retry: ResolvedRetry;
   /** Time budget of one renew/release request. */
   readonly requestTimeoutMs: number;
+  /**
+   * Told of each new lease, with the way to mark it lost: a session calls it when the lock pushes `lost`
+   * or the session's socket closes. Absent over HTTP, where only answers can say a lease is gone.
+   */
+  readonly track?: ((lease: Lease, lose: (error: LeaseLostError) => void) => void) | undefined;
 }
 
 export interface KeepAliveOptions {
@@ -91,6 +96,7 @@ export class Lease implements AsyncDisposable {
     this.limit = wire.limit;
     this.#host = host;
     this.#accept(wire, sentAt);
+    host.track?.(this, (error) => this.#lose(error));
   }
 
   /** Lease length granted by the last acquire or renew. */
@@ -301,4 +307,25 @@ export class Lease implements AsyncDisposable {
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
   }
+}
+
+/**
+ * Runs `fn` under `lease` with the watchdog renewing (and keeping a Node process alive), releases it
+ * afterwards, and rejects with the loss if the lease was lost meanwhile, even if `fn` resolved: its work
+ * may have overlapped another holder's. A failed release is not reported (the lease then ends at its TTL).
+ */
+export async function holdWhile<T>(
+  lease: Lease,
+  fn: (lease: Lease) => Promise<T> | T,
+  deadline: number | Date | undefined,
+): Promise<T> {
+  lease.keepAlive({ deadline, ref: true });
+  let result: T;
+  try {
+    result = await fn(lease);
+  } finally {
+    await lease.release().catch(() => undefined);
+  }
+  if (lease.lost !== null) throw lease.lost;
+  return result;
 }

@@ -4,6 +4,7 @@
  * whole job. Node-only (POSIX process groups); the library never imports it.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import type { Reaper } from "./reaper.ts";
 
 /** How a command ended: its exit code, or the signal that killed it, or why it could not start. */
 export interface CommandExit {
@@ -23,10 +24,14 @@ export class ProcessGroup {
   readonly exited: Promise<CommandExit>;
   #stopping: Promise<void> | null = null;
 
-  /** Starts `file args` as the leader of a new process group (and session), with inherited stdio. */
-  constructor(file: string, args: readonly string[], env: NodeJS.ProcessEnv) {
+  /**
+   * Starts `file args` as the leader of a new process group (and session), with inherited stdio. With a
+   * `reaper`, the group is guarded from the moment it exists: if this process dies, the reaper kills it.
+   */
+  constructor(file: string, args: readonly string[], env: NodeJS.ProcessEnv, reaper?: Reaper) {
     // detached: setsid(), so the command leads a new process group whose id is its pid.
     this.#child = spawn(file, args, { stdio: "inherit", detached: true, env });
+    if (this.#child.pid !== undefined) reaper?.guard(this.#child.pid);
     this.exited = new Promise((resolve) => {
       this.#child.once("error", (error) => resolve({ code: null, signal: null, error }));
       this.#child.once("exit", (code, signal) => resolve({ code, signal }));

@@ -133,6 +133,40 @@ export interface ReleaseResponse {
   holdCount?: number;
 }
 
+/** A session frame's id, chosen by the client and echoed in its answer: an integer, or ≤ 64 characters. */
+export type SessionFrameId = number | string;
+
+/**
+ * What a session client sends (`GET /v1/locks/{name}/session`, JSON text frames): the HTTP bodies with a
+ * `type` and an `id`. A session's acquire may wait up to MAX_SESSION_WAIT_MS and is never re-polled.
+ */
+export type SessionClientFrame =
+  | ({ type: "acquire"; id: SessionFrameId } & Omit<AcquireRequest, "repoll">)
+  | ({ type: "renew"; id: SessionFrameId } & RenewRequest)
+  | ({ type: "release"; id: SessionFrameId } & ReleaseRequest)
+  | { type: "watch"; id: SessionFrameId };
+
+/** Why a session's lease ended behind its back, as its `lost` frame says. */
+export interface SessionLostFrame {
+  type: "lost";
+  leaseId: string;
+  reason: NotHeldReason;
+  /** The admin key's name, for `forced`. */
+  by?: string;
+}
+
+/**
+ * What the lock pushes to a session: answers (`granted` for acquire and renew, `released`, `error` with the
+ * problem's members and its `type` URI as `problemType`), `lost`, and after `watch` the lock's `state`.
+ * Besides these JSON frames, the text frame `pong` answers each `ping`.
+ */
+export type SessionServerFrame =
+  | ({ type: "granted"; id: SessionFrameId } & Lease)
+  | ({ type: "released"; id: SessionFrameId } & ReleaseResponse)
+  | ({ type: "error"; id: SessionFrameId | null; problemType: string } & Omit<Problem, "type">)
+  | SessionLostFrame
+  | ({ type: "state"; id?: SessionFrameId } & LockView);
+
 export interface ForceReleaseResult {
   name: string;
   forced: true;

@@ -79,6 +79,45 @@ export class HttpTransport implements Transport {
     });
     return parseAnswer(response, text);
   }
+
+  /**
+   * A session's WebSocket through `fetch` (the Workers way: the answer carries `webSocket`), with the same
+   * headers as every request. A refusal throws the server's problem, as any request's would.
+   */
+  async upgrade(path: string, options: CallOptions): Promise<unknown> {
+    const response = await this.#get(path, { ...this.#headers, upgrade: "websocket" }, options);
+    const socket = (response as { webSocket?: unknown }).webSocket;
+    if (response.status === 101 && typeof socket === "object" && socket !== null) return socket;
+    const text = await response.text().catch(() => "");
+    parseAnswer(response, text);
+    throw new ServiceError(
+      "bad_response",
+      `expected a WebSocket upgrade (101), got HTTP ${response.status}: does this fetch support upgrades?`,
+      { status: response.status },
+    );
+  }
+
+  /**
+   * Asks for the session route without upgrading, to learn why a WebSocket handshake was refused: throws
+   * the problem (401, 403, 400 …); returns when the only objection is the missing upgrade (426).
+   */
+  async probeSession(path: string, options: CallOptions): Promise<void> {
+    const response = await this.#get(path, this.#headers, options);
+    const text = await response.text().catch(() => "");
+    if (response.status === 426 || response.ok) return;
+    parseAnswer(response, text);
+  }
+
+  async #get(path: string, headers: Record<string, string>, options: CallOptions): Promise<Response> {
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const signal = options.signal === undefined ? timeout : AbortSignal.any([options.signal, timeout]);
+    try {
+      return await this.#fetch(`${this.#base}${path}`, { method: "GET", headers, signal });
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      throw networkError(this.#base, timeout.aborted ? timedOut(options.timeoutMs) : error);
+    }
+  }
 }
 
 /**

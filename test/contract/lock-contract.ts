@@ -2,7 +2,8 @@
  * The lock contract, written once (async-mutex's `mutexSuite(factory)`): what any way of using a lock must
  * observe, for mutexes, semaphores, read-write locks, reentrant holds, lock-delays and expiry. It runs
  * against the pure state machine (durable-objects/lock-state.contract.test.ts), the Worker over HTTP
- * (test/lock-contract.test.ts) and the client library (test/client/client-contract.test.ts), so a rule is
+ * (test/lock-contract.test.ts), the client library (test/client/client-contract.test.ts) and its sessions
+ * (test/client/session-contract.test.ts), so a rule is
  * stated here and not again in each layer's tests. Layer-specific behaviour stays in those layers' files.
  */
 import { describe, expect, it } from "vitest";

@@ -1,8 +1,8 @@
 /**
- * The `edgelock` CLI as a real process against `wrangler dev`: mutual exclusion of `run`, exit codes per
- * error class, the script commands, and the command's whole process group stopped when its lease is lost.
+ * The `edgelock` CLI as a real process against `wrangler dev`: mutual exclusion of `run` (through sessions,
+ * and over HTTP with --http, on one lock), exit codes per error class, the script commands, and the
+ * command's whole process group stopped when its lease is lost. Killing `run` outright: session-client.test.ts.
  */
-import { readdirSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { EdgelockClient } from "../../client/src/index.ts";
 import { buildClient, REPO_ROOT } from "./helpers/build-client.ts";
 import { runCli, startCli } from "./helpers/cli.ts";
 import { NO_AUTH, rawRelease, rawStatus, uniqueName } from "./helpers/lock-http.ts";
+import { groupMembers, isRunning } from "./helpers/processes.ts";
 import { type DevServer, freePort, startWranglerDev } from "./helpers/wrangler-dev.ts";
 
 let dev: DevServer;
@@ -29,15 +30,31 @@ afterAll(async () => {
 });
 
 describe("edgelock CLI", () => {
-  it("never lets two `run` commands on one lock overlap", async () => {
+  it("never lets two `run` commands on one lock overlap, through sessions or over HTTP", async () => {
     const name = uniqueName("cli-mutex");
     const log = join(scratch, `${name}.log`);
     await writeFile(log, "");
     // Each command appends enter/leave with a nanosecond timestamp around a sleep.
     const script = (id: string) =>
       `echo "enter ${id} $(date +%s%N)" >> ${log}; sleep 0.7; echo "leave ${id} $(date +%s%N)" >> ${log}`;
+    // b holds over HTTP; a and c through sessions: one queue, one lock.
     const runs = ["a", "b", "c"].map((id) =>
-      runCli(["run", name, "--ttl", "2s", "--wait", "30s", "--", "sh", "-c", script(id)], env),
+      runCli(
+        [
+          "run",
+          name,
+          "--ttl",
+          "2s",
+          "--wait",
+          "30s",
+          ...(id === "b" ? ["--http"] : []),
+          "--",
+          "sh",
+          "-c",
+          script(id),
+        ],
+        env,
+      ),
     );
     const results = await Promise.all(runs);
     expect(results.map((r) => r.code)).toEqual([0, 0, 0]);
@@ -146,6 +163,19 @@ describe("edgelock CLI", () => {
     expect(await readFile(marker, "utf8")).toBe("started\nterm\n");
   });
 
+  it("falls back to HTTP, saying so in one line, on a Node without WebSocket", async () => {
+    const name = uniqueName("cli-no-ws");
+    // Node 22 without its WebSocket is Node 20 as the CLI sees it.
+    const noWs = { nodeArgs: ["--no-experimental-websocket"] };
+    const result = await runCli(["run", name, "--", "sh", "-c", "echo ran"], env, noWs);
+    expect(result).toMatchObject({ code: 0, stdout: "ran\n" });
+    expect(result.stderr.trim().split("\n")).toHaveLength(1);
+    expect(result.stderr).toContain("no WebSocket");
+    expect((await rawStatus(dev.url, name)).held).toBe(false);
+    const chosen = await runCli(["run", name, "--http", "--", "true"], env, noWs);
+    expect(chosen).toMatchObject({ code: 0, stderr: "" });
+  });
+
   it("prints its version", async () => {
     const pkg = JSON.parse(await readFile(join(REPO_ROOT, "client/package.json"), "utf8")) as {
       version: string;
@@ -225,29 +255,3 @@ describe("edgelock CLI", () => {
     expect((await rawStatus(dev.url, b)).held).toBe(false);
   });
 });
-
-/** Live (not zombie) processes of process group `pgid`, from /proc. */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const fields = statFields(Number(entry));
-    if (fields !== null && Number(fields[2]) === pgid && fields[0] !== "Z") members.push(Number(entry));
-  }
-  return members;
-}
-
-function isRunning(pid: number): boolean {
-  const fields = statFields(pid);
-  return fields !== null && fields[0] !== "Z";
-}
-
-/** /proc/PID/stat after the command name: state, ppid, pgrp, ...; null when the process is gone. */
-function statFields(pid: number): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  } catch {
-    return null;
-  }
-}

@@ -12,11 +12,17 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface CliOptions {
+  /** Options for Node itself, before the script (e.g. `--no-experimental-websocket`). */
+  nodeArgs?: string[];
+}
+
 export function startCli(
   args: string[],
   env: Record<string, string>,
+  options: CliOptions = {},
 ): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI, ...args], {
     cwd: REPO_ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...withoutEdgelockVars(process.env), ...env },
@@ -38,8 +44,12 @@ export function startCli(
   return { child, done };
 }
 
-export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
-  return startCli(args, env).done;
+export function runCli(
+  args: string[],
+  env: Record<string, string>,
+  options: CliOptions = {},
+): Promise<CliResult> {
+  return startCli(args, env, options).done;
 }
 
 /** The test runner's environment minus EDGELOCK_*, so only what a test passes reaches the CLI. */
