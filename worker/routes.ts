@@ -244,6 +244,10 @@ export const inspectRoute = createRoute({
       holderCount: 1,
       nextAfter: null,
       waiters: 2,
+      queue: [
+        { owner: "b", mode: "exclusive", permits: 1, waitingSince: 1795349585855 },
+        { owner: null, mode: "exclusive", permits: 1, waitingSince: 1795349590855 },
+      ],
       lastToken: 3,
       limit: 1,
       permitsInUse: 1,

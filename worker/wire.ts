@@ -15,7 +15,9 @@ import {
   NOT_HELD_REASONS,
   PROBLEM_TYPE_BASE,
   PROBLEMS,
+  QUEUE_VIEW_SIZE,
   type ReleaseResponse,
+  type WaiterView,
 } from "../client/src/protocol.ts";
 import { lockNameSchema } from "./schemas.ts";
 
@@ -48,6 +50,15 @@ export const leaseSchema = z
   })
   .meta({ id: "Lease" }) satisfies z.ZodType<Lease>;
 
+export const waiterViewSchema = z
+  .strictObject({
+    owner: z.string().nullable(),
+    mode,
+    permits: z.int().positive(),
+    waitingSince: z.int(),
+  })
+  .meta({ id: "WaiterView" }) satisfies z.ZodType<WaiterView>;
+
 export const lockViewSchema = z
   .strictObject({
     name: lockNameSchema,
@@ -57,6 +68,7 @@ export const lockViewSchema = z
     holderCount: z.int().nonnegative(),
     nextAfter: z.int().positive().nullable(),
     waiters: z.int().nonnegative(),
+    queue: z.array(waiterViewSchema).max(QUEUE_VIEW_SIZE),
     lastToken: z.int().nonnegative(),
     limit: z.int().positive(),
     permitsInUse: z.int().nonnegative(),
