@@ -8,7 +8,8 @@ export default defineConfig({
       // The Worker under test runs with authentication off, explicitly, so that lock tests need no keys
       // (a key set in a local .dev.vars does not turn it back on). Auth tests call `app.request()` with
       // their own env instead: see test/helpers/auth-env.ts.
-      miniflare: { bindings: { EDGELOCK_INSECURE_NO_AUTH: "true" } },
+      // Per-request log lines are off too (test/observability.test.ts turns them on where it reads them).
+      miniflare: { bindings: { EDGELOCK_INSECURE_NO_AUTH: "true", EDGELOCK_REQUEST_LOG: "off" } },
     }),
   ],
   test: { include: ["test/**/*.test.ts", "durable-objects/**/*.test.ts"], exclude: ["test/e2e/**"] },

@@ -499,12 +499,17 @@ export interface LockSnapshot {
   readonly nextAfter: number | null;
 }
 
+/** A semaphore by its limit; a read-write lock while shared leases are held; else a mutex. */
+export function lockKind(state: LockState): LockKind {
+  return state.limit > 1 ? "semaphore" : state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex";
+}
+
 export function snapshot(state: LockState, now: number, after = 0): LockSnapshot {
   const rest = state.holders.filter((l) => l.token > after);
   const page = rest.slice(0, HOLDERS_PAGE_SIZE);
   const waiting = state.queue.filter((w) => isBlocking(w, now));
   return {
-    kind: state.limit > 1 ? "semaphore" : state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex",
+    kind: lockKind(state),
     limit: state.limit,
     lastToken: state.lastToken,
     waiters: waiting.length,

@@ -7,34 +7,48 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
+import { DIRECTORY_REPORT_DELAY_MS } from "../client/src/protocol.ts";
 import { type LockObject, SESSION_HEADER } from "../durable-objects/lock-object.ts";
 import { leaseOf, lockFailure, lockViewOf, problemOf, releasedOf } from "./answers.ts";
 import { markInsecure } from "./auth.ts";
 import { cors } from "./cors.ts";
-import { ALL_LOCKS, ROLES } from "./keys.ts";
+import { listDirectory } from "./directory.ts";
+import { ALL_LOCKS, inScope, ROLES, scopedPrefixes } from "./keys.ts";
 import { ProblemError, problem } from "./problem.ts";
+import { logJson, requestLog } from "./request-log.ts";
 import {
   acquireRoute,
+  directoryRoute,
+  eventsRoute,
   forceReleaseRoute,
   healthRoute,
   inspectRoute,
   releaseRoute,
   renewRoute,
   sessionRoute,
+  tokenRoute,
+  uiDirectoryRoute,
+  uiLockRoute,
+  uiRedirectRoute,
 } from "./routes.ts";
-import { describeIssue } from "./schemas.ts";
+import { describeIssue, describeParamIssue } from "./schemas.ts";
 import type { AppEnv } from "./settings.ts";
+import { newNonce, pageHeaders, renderPage } from "./ui/pages.ts";
 
 export const app = new OpenAPIHono<AppEnv>({
   // Every failed check of a body, a query or a path becomes the problem of its first field at fault.
   defaultHook: (result) => {
     if (!result.success) {
-      const { code, detail } = describeIssue(result.error, "data" in result ? result.data : undefined);
+      const { code, detail } =
+        result.target === "query" || result.target === "param"
+          ? describeParamIssue(result.error)
+          : describeIssue(result.error, "data" in result ? result.data : undefined);
       throw new ProblemError(code, detail);
     }
   },
 });
 
+app.use(requestLog());
 app.use(markInsecure());
 app.use(cors());
 app.use("/v1/*", async function noStore(c, next) {
@@ -101,8 +115,8 @@ app.openapi(forceReleaseRoute, async (c) => {
   const name = c.var.lockName;
   const by = c.var.principal.name;
   const { count } = await callLock(c, name, (lock) => lock.forceRelease({ by }));
-  // The audit record: who ended which leases. The lock object also keeps `by` with each ended lease.
-  console.log(JSON.stringify({ event: "force-release", lock: name, by, count }));
+  // The audit record: who ended which leases. The lock's history also keeps `by` with each ended lease.
+  logJson("info", { event: "force-release", requestId: c.var.requestId, lock: name, by, count });
   return c.json({ name, forced: true as const, count, by }, 200);
 });
 
@@ -112,6 +126,61 @@ app.openapi(inspectRoute, async (c) => {
   const snap = await callLock(c, name, (lock) => lock.inspect({ after: after ?? 0 }));
   return c.json(lockViewOf(name, snap), 200);
 });
+
+app.openapi(eventsRoute, async (c) => {
+  const name = c.var.lockName;
+  const { since, before, limit } = c.req.valid("query");
+  const page = await callLock(c, name, (lock) =>
+    lock.events({ since: since ?? 0, before: before ?? null, limit }),
+  );
+  return c.json({ name, ...page }, 200);
+});
+
+app.openapi(tokenRoute, async (c) => {
+  const name = c.var.lockName;
+  const { token } = c.req.valid("param");
+  const check = await callLock(c, name, (lock) => lock.checkToken({ token }));
+  return c.json({ name, ...check }, 200);
+});
+
+app.openapi(directoryRoute, async (c) => {
+  const { prefix, after, limit } = c.req.valid("query");
+  const { principal } = c.var;
+  const prefixes = scopedPrefixes(principal, prefix);
+  if (prefixes.length === 0) {
+    throw new ProblemError(
+      "forbidden_scope",
+      `key "${principal.name}" may not list locks under "${prefix}": its names start with ${principal.prefixes
+        .map((p) => JSON.stringify(p))
+        .join(" or ")}`,
+    );
+  }
+  const page = await listDirectory(c.env, { prefixes, after: after ?? "", limit });
+  return c.json(
+    {
+      prefix,
+      // Checked again here: a listing never names a lock outside the key's scope, whatever a shard holds.
+      locks: page.locks.filter((l) => inScope(principal, l.name)),
+      nextAfter: page.nextAfter,
+      lagMs: DIRECTORY_REPORT_DELAY_MS,
+      now: Date.now(),
+    },
+    200,
+  );
+});
+
+app.openapi(uiDirectoryRoute, async (c) => {
+  const nonce = newNonce();
+  return c.body(await renderPage({ kind: "directory" }, nonce), 200, pageHeaders(nonce));
+});
+
+app.openapi(uiLockRoute, async (c) => {
+  const nonce = newNonce();
+  const { name } = c.req.valid("param");
+  return c.body(await renderPage({ kind: "lock", name }, nonce), 200, pageHeaders(nonce));
+});
+
+app.openapi(uiRedirectRoute, (c) => c.redirect("/ui/", 308));
 
 app.openapi(sessionRoute, async (c) => {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
@@ -157,8 +226,19 @@ app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", {
 app.notFound((c) => problem("not_found", `no route for ${c.req.method} ${c.req.path}`));
 
 app.onError((err, c) => {
-  if (err instanceof ProblemError) return err.getResponse();
-  console.error(`unhandled error on ${c.req.method} ${c.req.path}:`, err);
+  if (err instanceof ProblemError) {
+    c.set("problemCode", err.code);
+    return err.getResponse();
+  }
+  c.set("problemCode", "internal");
+  logJson("error", {
+    event: "unhandled-error",
+    requestId: c.get("requestId"),
+    method: c.req.method,
+    path: c.req.path,
+    error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+    stack: err instanceof Error ? err.stack : undefined,
+  });
   return problem(
     "internal",
     "the server failed to handle this request; it changed nothing it could not keep",
@@ -170,7 +250,7 @@ app.onError((err, c) => {
  * result over `Promise`, which hides the discriminant; this view keeps the object's own signatures.
  */
 type LockStub = {
-  [K in "acquire" | "renew" | "release" | "forceRelease" | "inspect"]: (
+  [K in "acquire" | "renew" | "release" | "forceRelease" | "inspect" | "events" | "checkToken"]: (
     ...args: Parameters<LockObject[K]>
   ) => Promise<Awaited<ReturnType<LockObject[K]>>>;
 };

@@ -34,6 +34,11 @@ export interface AuthOptions {
    * on a WebSocket. @default false
    */
   fromSubprotocol?: boolean;
+  /**
+   * The route names one lock in its path, checked here against the key's prefixes. Without one (the
+   * directory), the handler limits what it answers to `c.var.principal`'s prefixes. @default true
+   */
+  lock?: boolean;
 }
 
 /** The principal every request gets while `EDGELOCK_INSECURE_NO_AUTH=true`. */
@@ -54,11 +59,15 @@ const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
 let warnedInsecure = false;
 
-export function auth({ permission, fromSubprotocol = false }: AuthOptions): MiddlewareHandler<AppEnv> {
+export function auth({
+  permission,
+  fromSubprotocol = false,
+  lock = true,
+}: AuthOptions): MiddlewareHandler<AppEnv> {
   return async function auth(c, next) {
     const principal = await authenticate(c, fromSubprotocol);
-    const name = lockName(c);
-    if (!inScope(principal, name)) {
+    const name = lock ? lockName(c) : null;
+    if (name !== null && !inScope(principal, name)) {
       throw new ProblemError(
         "forbidden_scope",
         `key "${principal.name}" may not touch lock "${name}": its names must start with ${principal.prefixes
@@ -73,7 +82,7 @@ export function auth({ permission, fromSubprotocol = false }: AuthOptions): Midd
       );
     }
     c.set("principal", principal);
-    c.set("lockName", name);
+    if (name !== null) c.set("lockName", name);
     await next();
   };
 }

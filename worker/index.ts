@@ -1,5 +1,9 @@
-/** The Worker entry: the Hono app, and the lock object class the runtime instantiates per lock name. */
+/**
+ * The Worker entry: the Hono app, the lock object class the runtime instantiates per lock name, and the
+ * directory's shard class.
+ */
 import { app } from "./app.ts";
 
+export { LockDirectory } from "../durable-objects/lock-directory.ts";
 export { LockObject } from "../durable-objects/lock-object.ts";
 export default app;
