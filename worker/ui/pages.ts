@@ -66,6 +66,7 @@ export async function renderPage(page: Page, nonce: string): Promise<string> {
     <meta charset="utf-8" />
     <meta name="viewport" content="width=device-width, initial-scale=1" />
     <title>${title}</title>
+    <link rel="icon" href="data:," />
     ${withNonce(style)}
   </head>
   <body>
