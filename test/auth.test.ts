@@ -245,9 +245,17 @@ describe("force-release", () => {
     const forced = await call(path(name, "force-release"), { method: "POST", key: "billingAdmin" });
     expect(forced.status).toBe(200);
     expect(await forced.json()).toEqual({ name, forced: true, count: 1, by: "billing-admin" });
-    expect(log).toHaveBeenCalledWith(
-      JSON.stringify({ event: "force-release", lock: name, by: "billing-admin", count: 1 }),
-    );
+    const audit = log.mock.calls
+      .map((args) => JSON.parse(String(args[0])))
+      .find((l) => l.event === "force-release");
+    expect(audit).toEqual({
+      level: "info",
+      event: "force-release",
+      requestId: forced.headers.get("x-request-id"),
+      lock: name,
+      by: "billing-admin",
+      count: 1,
+    });
 
     const granted = await (await waiting).json<Lease>();
     expect(granted).toMatchObject({ leaseId: waiterId, owner: "next" });
