@@ -2,12 +2,14 @@
  * Turns one run's results into the console tables, bench/results/<date>.json, the SVG chart and the
  * generated part of bench/RESULTS.md (between the bench:begin/end markers; text outside them is kept).
  */
+
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { chart } from "./chart.mjs";
 import { BENCH_DIR, ROOT_DIR } from "./config.mjs";
+import { rpcSection } from "./scenarios/binding.mjs";
 import { version } from "./servers/peers.mjs";
 import { checkTargets, ratios } from "./targets.mjs";
 
@@ -247,6 +249,7 @@ export function report(results) {
     "",
     targetSections(results),
     scenarioSections(results),
+    ...(results.rpc === undefined ? [] : ["", rpcSection(results.rpc)]),
     "",
     floorSection(results),
     "",

@@ -2,8 +2,9 @@
  * npm run bench: edgelock against Redis and etcd locks on this machine, in one run. Starts every server
  * itself (127.0.0.1, free ports, state in a temp dir), runs the same scenarios against each system, stops
  * everything, then prints the tables and writes bench/results/<date>.json, bench/RESULTS.md and the chart.
- * Flags: --quick (tiny sizes, for development), --only=key,key (edgelock-direct, edgelock-dev, redis,
- * redlock-default, redlock-tuned, etcd, history). Benchmarks print; they never assert on speed.
+ * Flags: --quick (tiny sizes, for development), --only=key,key (edgelock-direct, edgelock-dev,
+ * edgelock-rpc, history, redis, redlock-default, redlock-tuned, etcd). Benchmarks print; they never assert
+ * on speed.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -18,6 +19,7 @@ import {
   ROOT_DIR,
 } from "./config.mjs";
 import { machineInfo, report } from "./report.mjs";
+import { rpcVersusHttp } from "./scenarios/binding.mjs";
 import { contended } from "./scenarios/contended.mjs";
 import { etcdFloor, nodeFloor, redisFloor, workerdFloor, workerdManyFloor } from "./scenarios/floor.mjs";
 import { expiry, handoff } from "./scenarios/handoff.mjs";
@@ -239,6 +241,10 @@ async function main() {
   results.floor["node http (client + loopback)"] = { route: await nodeFloor(params) };
   try {
     await edgelockRuns(results);
+    if (wanted("edgelock-rpc")) {
+      log("edgelock from a bound Worker: Workers RPC vs HTTP");
+      results.rpc = await rpcVersusHttp(params, tmp);
+    }
     if (wanted("history")) {
       log("edgelock: lock history on vs off");
       const start = async (name, vars) =>

@@ -172,10 +172,15 @@ export class LockObject extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket): Promise<void> {
-    this.#apply({ type: "sessionClosed", session: this.#sessions.sessionOf(ws) }, Date.now());
+    this.#closeSession(ws);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#closeSession(ws);
+  }
+
+  #closeSession(ws: WebSocket): void {
+    this.#sessions.closed(ws);
     this.#apply({ type: "sessionClosed", session: this.#sessions.sessionOf(ws) }, Date.now());
   }
 

@@ -33,6 +33,11 @@ export class SessionHub {
   readonly #ctx: DurableObjectState;
   readonly #host: SessionHost;
   #lastView: string | null = null;
+  /**
+   * The sockets that asked for `state`, kept in memory so a step need not read every socket's attachment;
+   * null until first needed after the object (re)started, when it is read back from the attachments.
+   */
+  #watchers: Set<WebSocket> | null = null;
 
   constructor(ctx: DurableObjectState, host: SessionHost) {
     this.#ctx = ctx;
@@ -131,6 +136,7 @@ export class SessionHub {
       case "watch": {
         a.watching = true;
         ws.serializeAttachment(a);
+        this.#watching().add(ws);
         ws.send(frames.state(frame.id, lockViewOf(host.name, snapshot(host.state(), now))));
         return;
       }
@@ -187,6 +193,7 @@ export class SessionHub {
       const pinged = this.#ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0;
       if (now - Math.max(a.lastSeen, pinged) > SESSION_TIMEOUT_MS) {
         closed.push(a.session);
+        this.#watchers?.delete(ws);
         try {
           ws.close(4000, "no frame or ping for too long");
         } catch {
@@ -214,15 +221,31 @@ export class SessionHub {
     ws.send(frame(...pending));
   }
 
+  /** A socket that closed stops being watched (its close event reaches the object). */
+  closed(ws: WebSocket): void {
+    this.#watchers?.delete(ws);
+  }
+
+  #watching(): Set<WebSocket> {
+    this.#watchers ??= new Set(this.#ctx.getWebSockets().filter((ws) => attachmentOf(ws).watching));
+    return this.#watchers;
+  }
+
   #pushState(state: LockState, name: string, now: number): void {
-    const watchers = this.#ctx.getWebSockets().filter((ws) => attachmentOf(ws).watching);
-    if (watchers.length === 0) return;
+    const watchers = this.#watching();
+    if (watchers.size === 0) return;
     const view = lockViewOf(name, snapshot(state, now));
     const text = JSON.stringify(view);
     if (text === this.#lastView) return;
     this.#lastView = text;
     const frame = frames.state(null, view);
-    for (const ws of watchers) ws.send(frame);
+    for (const ws of watchers) {
+      try {
+        ws.send(frame);
+      } catch {
+        watchers.delete(ws); // closing: its close event ends the session
+      }
+    }
   }
 
   #socket(session: string): WebSocket | undefined {

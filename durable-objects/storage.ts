@@ -89,11 +89,16 @@ export interface LockStoreOptions {
   readonly history?: boolean;
 }
 
+/** How often old tombstones are deleted; a lookup ignores any older than TOMBSTONE_TTL_MS meanwhile. */
+const PRUNE_EVERY_MS = 60_000;
+
 /** One lock's tables. Reads never create them; the first write does, in the transaction of that write. */
 export class LockStore implements History {
   readonly #storage: DurableObjectStorage;
   readonly #history: HistoryWriter | null;
   #ready: boolean;
+  /** When old tombstones were last deleted: once a minute is enough, since lookups check their age. */
+  #prunedAt = 0;
 
   constructor(storage: DurableObjectStorage, options: LockStoreOptions = {}) {
     this.#storage = storage;
@@ -240,7 +245,10 @@ export class LockStore implements History {
           t.by,
         );
       }
-      sql.exec("DELETE FROM tombstone WHERE ended_at <= ?", now - TOMBSTONE_TTL_MS);
+      if (now - this.#prunedAt >= PRUNE_EVERY_MS) {
+        this.#prunedAt = now;
+        sql.exec("DELETE FROM tombstone WHERE ended_at <= ?", now - TOMBSTONE_TTL_MS);
+      }
     }
     if (events.length > 0) this.#history?.write(sql, events, now);
   }
@@ -280,20 +288,27 @@ function text(v: SqlStorageValue | undefined): string | null {
   return v === null || v === undefined ? null : String(v);
 }
 
-function toLease(r: Row): LeaseRecord {
+/** The columns a lease and a waiter share: who asked, and for what. */
+function toRequest(r: Row) {
   return {
     leaseId: String(r.lease_id),
     owner: text(r.owner),
     principal: String(r.principal),
     holderKey: text(r.holder_key),
     session: text(r.session),
-    token: Number(r.token),
     ttlMs: Number(r.ttl_ms),
-    expiresAt: Number(r.expires_at),
-    grantedAt: Number(r.granted_at),
     mode: String(r.mode) as LockMode,
     permits: Number(r.permits),
     lockDelayMs: Number(r.lock_delay_ms),
+  };
+}
+
+function toLease(r: Row): LeaseRecord {
+  return {
+    ...toRequest(r),
+    token: Number(r.token),
+    expiresAt: Number(r.expires_at),
+    grantedAt: Number(r.granted_at),
     holds: toHolds(r),
   };
 }
@@ -311,15 +326,7 @@ function toHolds(r: Row): string[] {
 function toWaiter(r: Row): Waiter {
   const waitUntil = Number(r.wait_until);
   return {
-    leaseId: String(r.lease_id),
-    owner: text(r.owner),
-    principal: String(r.principal),
-    holderKey: text(r.holder_key),
-    session: text(r.session),
-    ttlMs: Number(r.ttl_ms),
-    mode: String(r.mode) as LockMode,
-    permits: Number(r.permits),
-    lockDelayMs: Number(r.lock_delay_ms),
+    ...toRequest(r),
     seq: Number(r.seq),
     enqueuedAt: Number(r.enqueued_at),
     waitUntil,

@@ -1,6 +1,7 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { acquire, call, inspect, lid, lockName } from "./helpers/api.ts";
+import { acquire, call, inspect } from "./helpers/api.ts";
+import { leaseId, lockName } from "./helpers/names.ts";
 
 const name = lockName("bad-input");
 const ok = { ttlMs: 10_000 };
@@ -53,10 +54,10 @@ const cases: Case[] = [
   ["repoll as a string", acquirePath, { ...ok, repoll: "yes" }, "invalid_repoll"],
   ["lockDelayMs above the maximum", acquirePath, { ...ok, lockDelayMs: 60_001 }, "invalid_lock_delay"],
   ["renew without a leaseId", renewPath, {}, "invalid_lease_id"],
-  ["renew with a bad ttlMs", renewPath, { leaseId: lid(), ttlMs: 0 }, "invalid_ttl"],
-  ["renew with a bad mode", renewPath, { leaseId: lid(), mode: "both" }, "invalid_mode"],
+  ["renew with a bad ttlMs", renewPath, { leaseId: leaseId(), ttlMs: 0 }, "invalid_ttl"],
+  ["renew with a bad mode", renewPath, { leaseId: leaseId(), mode: "both" }, "invalid_mode"],
   ["release without a leaseId", releasePath, {}, "invalid_lease_id"],
-  ["release with an unknown field", releasePath, { leaseId: lid(), force: true }, "invalid_body"],
+  ["release with an unknown field", releasePath, { leaseId: leaseId(), force: true }, "invalid_body"],
   ["a name with a space", "/v1/locks/a%20b/acquire", ok, "invalid_name"],
   ["a name with a slash", "/v1/locks/a%2Fb/acquire", ok, "invalid_name"],
   ["a name with non-ASCII letters", "/v1/locks/%C3%BC/acquire", ok, "invalid_name"],
@@ -126,6 +127,16 @@ describe("bad input", () => {
       body: { code: "method_not_allowed" },
     });
     expect(r.headers.get("allow")).toBe(allow);
+  });
+
+  it.each([
+    ["an unknown field in place of ttlMs", { ttl: 1000 }, "invalid_body", /unknown field\(s\): ttl$/],
+    ["a fractional ttlMs", { ttlMs: 1.5 }, "invalid_ttl", /^ttlMs must be an integer from \d+ to \d+$/],
+    ["a missing ttlMs", {}, "invalid_ttl", /\(missing\)$/],
+  ])("names the field at fault for %s", async (_label, body, code, detail) => {
+    const r = await call("POST", acquirePath, body);
+    expect(r.body).toMatchObject({ code, status: 400 });
+    expect(r.body.detail).toMatch(detail);
   });
 
   it("refuses a bad name on inspection too", async () => {

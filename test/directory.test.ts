@@ -10,8 +10,9 @@ import { describe, expect, it } from "vitest";
 import type { DirectoryEntry, LockDirectory } from "../client/src/protocol.ts";
 import { DIRECTORY_SHARDS, shardOf } from "../durable-objects/directory.ts";
 import { lockDirectorySchema } from "../worker/wire.ts";
-import { acquire, call, lockName, release, renew } from "./helpers/api.ts";
-import { call as authCall, type KeyName } from "./helpers/auth.ts";
+import { acquire, call, release, renew } from "./helpers/api.ts";
+import { callAs as authCall, type KeyName } from "./helpers/auth.ts";
+import { lockName } from "./helpers/names.ts";
 import { expireAllByAlarm, stubOf } from "./helpers/runtime.ts";
 
 async function list(query: string, key?: KeyName): Promise<LockDirectory> {

@@ -13,12 +13,14 @@ import {
   MAX_HOLDERS_IN_PROBLEM,
   MAX_OWNER_LENGTH,
 } from "../client/src/protocol.ts";
-import { call, type KeyName, leaseId, lockName } from "./helpers/auth.ts";
+import { callAs, type KeyName } from "./helpers/auth.ts";
+import { leaseId, lockName } from "./helpers/names.ts";
+import { untilWaiters } from "./helpers/runtime.ts";
 
 const path = (name: string, action = "") => `/v1/locks/${name}${action === "" ? "" : `/${action}`}`;
 
 async function post(name: string, action: string, key: KeyName, body: Record<string, unknown>) {
-  const res = await call(path(name, action), { key, body });
+  const res = await callAs(path(name, action), { key, body });
   const text = await res.text();
   // biome-ignore lint/suspicious/noExplicitAny: assertions read arbitrary JSON members
   return { status: res.status, size: text.length, body: JSON.parse(text) as any };
@@ -43,7 +45,7 @@ describe("reentrancy belongs to its holder", () => {
       released: true,
       holdCount: 0,
     });
-    const view = await (await call(path(name), { key: "billingRead" })).json();
+    const view = await (await callAs(path(name), { key: "billingRead" })).json();
     expect(view).toMatchObject({ held: false, holderCount: 0 });
   });
 
@@ -61,7 +63,7 @@ describe("reentrancy belongs to its holder", () => {
       holderKey: "alice-process-0002",
     });
     expect(sameKeyOtherProcess.body.code).toBe("lock_held");
-    const view = await call(path(name), { key: "billingRead" });
+    const view = await callAs(path(name), { key: "billingRead" });
     expect(await view.json()).toMatchObject({ holderCount: 1, holders: [{ owner: "alice", holdCount: 1 }] });
     // The holder itself re-enters.
     expect((await post(name, "acquire", "billingWrite", alice)).body).toMatchObject({
@@ -120,11 +122,11 @@ describe("reentrancy belongs to its holder", () => {
       waitMs: 2_000,
       leaseId: waiterId,
     });
-    await untilWaiting(name, 1);
+    await untilWaiters(name, 1);
     const twisted = await post(name, "acquire", "billingWrite", { ...alice, leaseId: waiterId, waitMs: 0 });
     expect(twisted.body).toMatchObject({ code: "lock_held", position: 1, leaseId: waiterId });
     expect((await waiting).body).toMatchObject({ code: "lock_held" });
-    const view = await (await call(path(name), { key: "billingRead" })).json();
+    const view = await (await callAs(path(name), { key: "billingRead" })).json();
     expect(view).toMatchObject({ holders: [{ owner: "alice", holdCount: 1 }] });
   });
 });
@@ -145,7 +147,7 @@ describe("answers stay small", () => {
     const seen: string[] = [];
     let after: number | null = 0;
     while (after !== null) {
-      const res = await call(`${path(name)}?after=${after}`, { key: "billingRead" });
+      const res = await callAs(`${path(name)}?after=${after}`, { key: "billingRead" });
       const text = await res.text();
       const page = JSON.parse(text);
       expect(page.holders.length).toBeLessThanOrEqual(HOLDERS_PAGE_SIZE);
@@ -155,7 +157,7 @@ describe("answers stay small", () => {
       after = page.nextAfter;
     }
     expect(seen).toEqual(Array.from({ length: count }, (_, i) => owner(i)));
-    expect((await call(`${path(name)}?after=x`, { key: "billingRead" })).status).toBe(400);
+    expect((await callAs(`${path(name)}?after=x`, { key: "billingRead" })).status).toBe(400);
   });
 
   it("stops reading a body without a length at the limit", async () => {
@@ -184,7 +186,7 @@ describe("answers stay small", () => {
 describe("reads write nothing", () => {
   it("leaves no table behind when a never-used name is inspected", async () => {
     const name = lockName("billing:");
-    expect((await call(path(name), { key: "billingRead" })).status).toBe(200);
+    expect((await callAs(path(name), { key: "billingRead" })).status).toBe(200);
     const tables = await runInDurableObject(env.LOCK.getByName(name), (_o, state) =>
       state.storage.sql.exec("SELECT name FROM sqlite_master").toArray(),
     );
@@ -210,7 +212,7 @@ describe("ended lease ids", () => {
     }
     const late = await post(name, "acquire", "billingWrite", { ttlMs: 86_400_000, leaseId: first });
     expect(late.body).toMatchObject({ code: "lease_ended", reason: "released" });
-    const view = await (await call(path(name), { key: "billingRead" })).json();
+    const view = await (await callAs(path(name), { key: "billingRead" })).json();
     expect(view).toMatchObject({ held: false, lastToken: 301 });
   }, 30_000);
 });
@@ -224,7 +226,7 @@ describe("owner labels", () => {
     ["a newline", "alice\ngranted"],
   ])("refuses %s", async (_label, owner) => {
     const name = lockName("billing:");
-    const res = await call(path(name, "acquire"), {
+    const res = await callAs(path(name, "acquire"), {
       key: "billingWrite",
       headers: { "content-type": "application/json" },
       // JSON.stringify would escape a lone surrogate as \ud800, which still parses back to one.
@@ -278,12 +280,3 @@ describe("authentication off", () => {
     }
   });
 });
-
-async function untilWaiting(name: string, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const view = await (await call(path(name), { key: "billingRead" })).json<{ waiters: number }>();
-    if (view.waiters === n) return;
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  throw new Error(`never saw ${n} waiters`);
-}

@@ -6,8 +6,9 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { describe, expect, it } from "vitest";
 import { HISTORY_MAX_AGE_MS, HISTORY_MAX_EVENTS, type LockEvent } from "../client/src/protocol.ts";
 import { lockEventsSchema, tokenCheckSchema } from "../worker/wire.ts";
-import { acquire, call, lid, lockName, release, renew } from "./helpers/api.ts";
-import { call as authCall, leaseId as authLeaseId, lockName as authLockName } from "./helpers/auth.ts";
+import { acquire, call, release, renew } from "./helpers/api.ts";
+import { callAs as authCall } from "./helpers/auth.ts";
+import { leaseId, lockName } from "./helpers/names.ts";
 import { expireAllByAlarm, stubOf, untilWaiters } from "./helpers/runtime.ts";
 import { openSession } from "./helpers/session.ts";
 
@@ -61,10 +62,10 @@ describe("GET /v1/locks/{name}/events", () => {
   });
 
   it("records expiry, force-release with the admin key, cancelled, timed-out and session waits", async () => {
-    const name = authLockName("billing:");
+    const name = lockName("billing:");
     const call = (path: string, init: Parameters<typeof authCall>[1]) => authCall(path, init);
     await call(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 60_000, owner: "stuck" } });
-    const cancel = authLeaseId("cancel-me");
+    const cancel = leaseId("cancel-me");
     const parked = call(`/v1/locks/${name}/acquire`, {
       key: "billingWrite",
       body: { ttlMs: 1_000, waitMs: 10_000, leaseId: cancel, owner: "c" },
@@ -123,16 +124,16 @@ describe("GET /v1/locks/{name}/events", () => {
   });
 
   it("never shows a leaseId, a holderKey or the holder's key name", async () => {
-    const name = authLockName("billing:");
-    const leaseId = authLeaseId("secret-lease");
+    const name = lockName("billing:");
+    const secretId = leaseId("secret-lease");
     const holderKey = "secret-holder-key-0123456789";
-    const body = { ttlMs: 5_000, leaseId, reentrant: true, holderKey, owner: "visible" };
+    const body = { ttlMs: 5_000, leaseId: secretId, reentrant: true, holderKey, owner: "visible" };
     await authCall(`/v1/locks/${name}/acquire`, { key: "billingWrite", body });
-    await authCall(`/v1/locks/${name}/renew`, { key: "billingWrite", body: { leaseId } });
-    await authCall(`/v1/locks/${name}/release`, { key: "billingWrite", body: { leaseId } });
+    await authCall(`/v1/locks/${name}/renew`, { key: "billingWrite", body: { leaseId: secretId } });
+    await authCall(`/v1/locks/${name}/release`, { key: "billingWrite", body: { leaseId: secretId } });
     const text = await (await authCall(`/v1/locks/${name}/events`, { key: "billingRead" })).text();
     expect(text).toContain("visible");
-    for (const secret of [leaseId, holderKey, "billing-rw"]) expect(text).not.toContain(secret);
+    for (const secret of [secretId, holderKey, "billing-rw"]) expect(text).not.toContain(secret);
   });
 
   it("pages with before, filters with since, and refuses bad parameters", async () => {
@@ -189,7 +190,7 @@ describe("GET /v1/locks/{name}/events", () => {
   });
 
   it("is read scope: a read key reads it, a key of other prefixes does not", async () => {
-    const name = authLockName("billing:");
+    const name = lockName("billing:");
     expect((await authCall(`/v1/locks/${name}/events`, { key: "billingRead" })).status).toBe(200);
     const other = await authCall(`/v1/locks/${name}/events`, { key: "paymentsWrite" });
     expect(other.status).toBe(403);
@@ -220,7 +221,7 @@ describe("GET /v1/locks/{name}/tokens/{token}", () => {
       lastToken: 1,
     });
     await release(name, a.body.leaseId);
-    await acquire(name, { ttlMs: 10_000, leaseId: lid("b") });
+    await acquire(name, { ttlMs: 10_000, leaseId: leaseId("b") });
     expect((await call("GET", `/v1/locks/${name}/tokens/1`)).body).toMatchObject({
       held: false,
       holder: null,
@@ -245,7 +246,7 @@ describe("GET /v1/locks/{name}/tokens/{token}", () => {
       expect(r.status, t).toBe(400);
       expect(r.body.code).toBe("invalid_query");
     }
-    const r = await authCall(`/v1/locks/${authLockName("billing:")}/tokens/1`, { key: "paymentsWrite" });
+    const r = await authCall(`/v1/locks/${lockName("billing:")}/tokens/1`, { key: "paymentsWrite" });
     expect(r.status).toBe(403);
   });
 });

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { REPOLL_RESERVE_MS } from "../client/src/protocol.ts";
-import { acquire, inspect, lid, lockName, release, tick } from "./helpers/api.ts";
+import { acquire, inspect, release, tick } from "./helpers/api.ts";
+import { leaseId, lockName } from "./helpers/names.ts";
 import { untilWaiters } from "./helpers/runtime.ts";
 
 describe("waiters that give up", () => {
@@ -78,7 +79,7 @@ describe("waiters that promise to re-poll", () => {
   it("keep their turn while their re-poll is on the way, and get the lock with it", async () => {
     const name = lockName("reserve");
     const holder = await acquire(name, { ttlMs: 10_000 });
-    const b = lid("b");
+    const b = leaseId("b");
     const first = acquire(name, { ttlMs: 10_000, waitMs: 300, leaseId: b, repoll: true });
     await untilWaiters(name, 1);
     const c = acquire(name, { ttlMs: 10_000, waitMs: 10_000, owner: "c" });

@@ -5,7 +5,9 @@ import {
   runInDurableObject,
 } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { acquire, inspect, lid, lockName, release, renew, tick } from "./helpers/api.ts";
+import { MAX_WAITERS } from "../client/src/protocol.ts";
+import { acquire, call, inspect, release, renew, tick } from "./helpers/api.ts";
+import { leaseId, lockName } from "./helpers/names.ts";
 import { expireAllByAlarm, stubOf, untilWaiters } from "./helpers/runtime.ts";
 
 describe("acquire, renew, release", () => {
@@ -52,8 +54,8 @@ describe("acquire, renew, release", () => {
     const name = lockName("wrong");
     const a = await acquire(name, { ttlMs: 10_000 });
     const before = (await inspect(name)).body;
-    const badRenew = await renew(name, { leaseId: lid("intruder") });
-    const badRelease = await release(name, lid("intruder"));
+    const badRenew = await renew(name, { leaseId: leaseId("intruder") });
+    const badRelease = await release(name, leaseId("intruder"));
     expect(badRenew).toMatchObject({ status: 409, body: { code: "not_held", reason: "unknown" } });
     expect(badRelease).toMatchObject({ status: 409, body: { code: "not_held", reason: "unknown" } });
     expect((await inspect(name)).body).toEqual(before);
@@ -75,9 +77,9 @@ describe("acquire, renew, release", () => {
 
   it("answers a repeated acquire with the same leaseId with the same lease, not a second grant", async () => {
     const name = lockName("idem");
-    const leaseId = lid();
-    const first = await acquire(name, { ttlMs: 10_000, leaseId });
-    const again = await acquire(name, { ttlMs: 10_000, leaseId, waitMs: 5_000 });
+    const id = leaseId();
+    const first = await acquire(name, { ttlMs: 10_000, leaseId: id });
+    const again = await acquire(name, { ttlMs: 10_000, leaseId: id, waitMs: 5_000 });
     expect(again.status).toBe(200);
     const { validForMs: _first, ...lease } = first.body;
     const { validForMs: _again, ...same } = again.body;
@@ -125,10 +127,10 @@ describe("validForMs: how long a grant lasts from the request's arrival", () => 
 
   it("shrinks for a retry that collects a lease granted earlier", async () => {
     const name = lockName("valid-retry");
-    const leaseId = lid();
-    await acquire(name, { ttlMs: 10_000, leaseId });
+    const id = leaseId();
+    await acquire(name, { ttlMs: 10_000, leaseId: id });
     await tick(300);
-    const retry = await acquire(name, { ttlMs: 10_000, leaseId });
+    const retry = await acquire(name, { ttlMs: 10_000, leaseId: id });
     expect(retry.body.validForMs).toBeLessThanOrEqual(9_750);
     expect(retry.body.validForMs).toBeGreaterThan(9_000);
   });
@@ -219,7 +221,7 @@ describe("waiting", () => {
   it("answers lock_held with the waiter's position when its wait runs out", async () => {
     const name = lockName("timeout");
     await acquire(name, { ttlMs: 10_000 });
-    const a = await acquire(name, { ttlMs: 1_000, waitMs: 150, leaseId: lid() });
+    const a = await acquire(name, { ttlMs: 1_000, waitMs: 150, leaseId: leaseId() });
     expect(a.status).toBe(409);
     expect(a.body).toMatchObject({ code: "lock_held", position: 1 });
   });
@@ -227,7 +229,7 @@ describe("waiting", () => {
   it("keeps a re-polling waiter's place across the per-request cap", async () => {
     const name = lockName("repoll");
     const holder = await acquire(name, { ttlMs: 10_000 });
-    const b = lid("b");
+    const b = leaseId("b");
     expect((await acquire(name, { ttlMs: 10_000, waitMs: 100, leaseId: b })).body).toMatchObject({
       code: "lock_held",
       position: 1,
@@ -247,7 +249,7 @@ describe("waiting", () => {
   it("cancels a waiter by release of its leaseId, and never grants it", async () => {
     const name = lockName("cancel");
     const holder = await acquire(name, { ttlMs: 10_000 });
-    const w = lid("w");
+    const w = leaseId("w");
     const waiting = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: w });
     await untilWaiters(name, 1);
     expect((await release(name, w)).body).toEqual({ released: false, cancelled: true });
@@ -260,7 +262,7 @@ describe("waiting", () => {
   it("keeps a waiter's place across a restart of the lock object, and grants it on re-poll", async () => {
     const name = lockName("restart-wait");
     const holder = await acquire(name, { ttlMs: 10_000 });
-    const b = lid("b");
+    const b = leaseId("b");
     const parked = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b });
     await untilWaiters(name, 1);
     // Like a deploy: the object is reset and its in-flight requests are cut off.
@@ -315,4 +317,49 @@ describe("expiry and fencing", () => {
     await runInDurableObject(stubOf(name), (o) => o.alarm());
     expect((await inspect(name)).body).toMatchObject({ held: true, holders: [{ token: b.body.token }] });
   });
+});
+
+describe("force-release", () => {
+  it("ends the holder's lease, grants the next waiter a larger token, and tells the forced holder", async () => {
+    const name = lockName("forced");
+    const stuck = await acquire(name, { ttlMs: 60_000, owner: "stuck" });
+    const waiting = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "next" });
+    await untilWaiters(name, 1);
+    expect((await call("POST", `/v1/locks/${name}/force-release`)).body).toMatchObject({
+      forced: true,
+      count: 1,
+    });
+    const granted = (await waiting).body;
+    expect(granted).toMatchObject({ owner: "next", token: 2 });
+    expect((await renew(name, { leaseId: stuck.body.leaseId })).body).toMatchObject({
+      code: "not_held",
+      reason: "forced",
+    });
+  });
+
+  it("on a free lock ends nothing, and the next grant still gets a larger token", async () => {
+    const name = lockName("forced-free");
+    const first = await acquire(name, { ttlMs: 10_000 });
+    await release(name, first.body.leaseId);
+    expect((await call("POST", `/v1/locks/${name}/force-release`)).body).toMatchObject({ count: 0 });
+    expect((await acquire(name, { ttlMs: 10_000 })).body.token).toBe(2);
+  });
+});
+
+describe("the waiter cap", () => {
+  it(`queues at most ${MAX_WAITERS} waiters: the next gets 429 too_many_waiters with Retry-After`, async () => {
+    const name = lockName("cap");
+    await acquire(name, { ttlMs: 60_000 });
+    const ids = Array.from({ length: MAX_WAITERS }, (_, i) => leaseId(`w${i}`));
+    const waiting = ids.map((id) => acquire(name, { ttlMs: 1_000, waitMs: 20_000, leaseId: id }));
+    await untilWaiters(name, MAX_WAITERS);
+    const over = await acquire(name, { ttlMs: 1_000, waitMs: 5_000 });
+    expect(over).toMatchObject({ status: 429, body: { code: "too_many_waiters" } });
+    expect(Number(over.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Leave no parked requests behind: each waiter cancels its own wait.
+    await Promise.all(ids.map((id) => release(name, id)));
+    expect(new Set((await Promise.all(waiting)).map((r) => r.body.code))).toEqual(
+      new Set(["wait_cancelled"]),
+    );
+  }, 60_000);
 });

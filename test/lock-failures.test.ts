@@ -3,7 +3,8 @@ import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import { lockFailure } from "../worker/answers.ts";
 import { ProblemError } from "../worker/problem.ts";
-import { lockName, tick } from "./helpers/api.ts";
+import { tick } from "./helpers/api.ts";
+import { lockName } from "./helpers/names.ts";
 import { untilWaiters } from "./helpers/runtime.ts";
 
 /** Calls the lock object with arguments the Worker's schemas would never let through. */

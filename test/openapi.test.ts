@@ -15,7 +15,8 @@ import {
   releaseResponseSchema,
   tokenCheckSchema,
 } from "../worker/wire.ts";
-import { call, envWith, lockName } from "./helpers/auth.ts";
+import { callAs, envWith } from "./helpers/auth.ts";
+import { lockName } from "./helpers/names.ts";
 
 type Example = { schema: z.ZodType; value: unknown };
 type Media = { schema: z.ZodType; example?: unknown; examples?: Record<string, { value: unknown }> };
@@ -53,7 +54,7 @@ type Doc = {
 };
 
 async function fetchDoc(): Promise<Doc> {
-  const res = await call("/openapi.json", { env: envWith({ EDGELOCK_KEYS: undefined }) });
+  const res = await callAs("/openapi.json", { env: envWith({ EDGELOCK_KEYS: undefined }) });
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toContain("application/json");
   return res.json<Doc>();
@@ -155,47 +156,49 @@ describe("real answers match the documented schemas", () => {
     const doc = await fetchDoc();
     const name = lockName("billing:");
     const lease = await (
-      await call(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5000, owner: "o" } })
+      await callAs(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5000, owner: "o" } })
     ).json<Lease>();
     expect(leaseSchema.parse(lease).name).toBe(name);
-    const renew = await call(`/v1/locks/${name}/renew`, {
+    const renew = await callAs(`/v1/locks/${name}/renew`, {
       key: "billingWrite",
       body: { leaseId: lease.leaseId },
     });
     leaseSchema.parse(await renew.json());
-    lockViewSchema.parse(await (await call(`/v1/locks/${name}`, { key: "billingRead" })).json());
-    const events = await call(`/v1/locks/${name}/events`, { key: "billingRead" });
+    lockViewSchema.parse(await (await callAs(`/v1/locks/${name}`, { key: "billingRead" })).json());
+    const events = await callAs(`/v1/locks/${name}/events`, { key: "billingRead" });
     expect(lockEventsSchema.parse(await events.json()).events.length).toBeGreaterThan(0);
-    const token = await call(`/v1/locks/${name}/tokens/${lease.token}`, { key: "billingRead" });
+    const token = await callAs(`/v1/locks/${name}/tokens/${lease.token}`, { key: "billingRead" });
     expect(tokenCheckSchema.parse(await token.json()).held).toBe(true);
-    lockDirectorySchema.parse(await (await call("/v1/locks?prefix=billing:", { key: "billingRead" })).json());
-    const release = await call(`/v1/locks/${name}/release`, {
+    lockDirectorySchema.parse(
+      await (await callAs("/v1/locks?prefix=billing:", { key: "billingRead" })).json(),
+    );
+    const release = await callAs(`/v1/locks/${name}/release`, {
       key: "billingWrite",
       body: { leaseId: lease.leaseId },
     });
     releaseResponseSchema.parse(await release.json());
-    const forced = await call(`/v1/locks/${name}/force-release`, { method: "POST", key: "admin" });
+    const forced = await callAs(`/v1/locks/${name}/force-release`, { method: "POST", key: "admin" });
     forceReleaseResultSchema.parse(await forced.json());
-    healthSchema.parse(await (await call("/healthz")).json());
+    healthSchema.parse(await (await callAs("/healthz")).json());
 
     const problems: [string, string, Response][] = [
-      ["/v1/locks/{name}/acquire", "post", await call(`/v1/locks/${name}/acquire`, { body: { ttlMs: 5 } })],
+      ["/v1/locks/{name}/acquire", "post", await callAs(`/v1/locks/${name}/acquire`, { body: { ttlMs: 5 } })],
       [
         "/v1/locks/{name}/acquire",
         "post",
-        await call(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5 } }),
+        await callAs(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5 } }),
       ],
-      ["/v1/locks/{name}", "get", await call("/v1/locks/payments:x", { key: "billingRead" })],
-      ["/v1/locks", "get", await call("/v1/locks?limit=x", { key: "billingRead" })],
+      ["/v1/locks/{name}", "get", await callAs("/v1/locks/payments:x", { key: "billingRead" })],
+      ["/v1/locks", "get", await callAs("/v1/locks?limit=x", { key: "billingRead" })],
       [
         "/v1/locks/{name}/force-release",
         "post",
-        await call(`/v1/locks/${name}/force-release`, { method: "POST", key: "billingWrite" }),
+        await callAs(`/v1/locks/${name}/force-release`, { method: "POST", key: "billingWrite" }),
       ],
       [
         "/v1/locks/{name}/renew",
         "post",
-        await call(`/v1/locks/${name}/renew`, { key: "billingWrite", body: { leaseId: lease.leaseId } }),
+        await callAs(`/v1/locks/${name}/renew`, { key: "billingWrite", body: { leaseId: lease.leaseId } }),
       ],
     ];
     const seen = new Set<string>();

@@ -3,7 +3,8 @@
  * the request log: an id on every answer and one JSON line per request that never holds a key.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { call as authCall, envWith, KEYS, keysConfig, lockName } from "./helpers/auth.ts";
+import { callAs as authCall, envWith, KEYS, keysConfig } from "./helpers/auth.ts";
+import { lockName } from "./helpers/names.ts";
 
 afterEach(() => vi.restoreAllMocks());
 

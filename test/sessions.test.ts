@@ -10,8 +10,9 @@ import { describe, expect, it } from "vitest";
 import { SESSION_PROTOCOL, SESSION_TIMEOUT_MS } from "../client/src/protocol.ts";
 import { app } from "../worker/app.ts";
 import { BEARER_SUBPROTOCOL } from "../worker/auth.ts";
-import { acquire, call, inspect, lid, lockName, release } from "./helpers/api.ts";
-import { lockName as authLockName, KEYS, secured } from "./helpers/auth.ts";
+import { acquire, call, inspect, release } from "./helpers/api.ts";
+import { KEYS, secured } from "./helpers/auth.ts";
+import { leaseId, lockName } from "./helpers/names.ts";
 import { untilWaiters } from "./helpers/runtime.ts";
 import { openSession } from "./helpers/session.ts";
 
@@ -160,7 +161,7 @@ describe("session waiters", () => {
     const sessions = [];
     for (let i = 0; i < 500; i++) {
       const s = await openSession(name);
-      s.send({ type: "acquire", id: i, ttlMs: 10_000, waitMs: 600_000, leaseId: lid(`w${i}`) });
+      s.send({ type: "acquire", id: i, ttlMs: 10_000, waitMs: 600_000, leaseId: leaseId(`w${i}`) });
       sessions.push(s);
     }
     await untilWaiters(name, 500);
@@ -253,14 +254,14 @@ describe("session auth", () => {
   it("refuses a session before the upgrade without a key, or outside the key's scope", async () => {
     const env = await secured();
     const none = await app.request(
-      `/v1/locks/${authLockName("billing:")}/session`,
+      `/v1/locks/${lockName("billing:")}/session`,
       { headers: { upgrade: "websocket" } },
       env,
     );
     expect(none.status).toBe(401);
     expect(none.headers.get("www-authenticate")).toContain("Bearer");
     const scoped = await app.request(
-      `/v1/locks/${authLockName("payments:")}/session`,
+      `/v1/locks/${lockName("payments:")}/session`,
       { headers: { upgrade: "websocket", authorization: `Bearer ${KEYS.billingWrite}` } },
       env,
     );
@@ -269,7 +270,7 @@ describe("session auth", () => {
   });
 
   it("lets a read key watch but not acquire", async () => {
-    const name = authLockName("billing:");
+    const name = lockName("billing:");
     const s = await openSession(
       name,
       { authorization: `Bearer ${KEYS.billingRead}` },
@@ -283,7 +284,7 @@ describe("session auth", () => {
   });
 
   it("takes a browser's key from the subprotocols, and answers with the protocol only", async () => {
-    const name = authLockName("billing:");
+    const name = lockName("billing:");
     const env = await secured();
     const res = await app.request(
       `/v1/locks/${name}/session`,

@@ -5,15 +5,23 @@
  * Handlers take the lock name only from `c.var.lockName`, which auth set after its scope check.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { DIRECTORY_REPORT_DELAY_MS } from "../client/src/protocol.ts";
-import { type LockObject, SESSION_HEADER } from "../durable-objects/lock-object.ts";
-import { leaseOf, lockFailure, lockViewOf, problemOf, releasedOf } from "./answers.ts";
+import { SESSION_HEADER } from "../durable-objects/lock-object.ts";
+import { lockFailure } from "./answers.ts";
 import { markInsecure } from "./auth.ts";
 import { cors } from "./cors.ts";
 import { listDirectory } from "./directory.ts";
 import { ALL_LOCKS, inScope, ROLES, scopedPrefixes } from "./keys.ts";
+import {
+  acquireLock,
+  checkTokenOf,
+  eventsOf,
+  forceReleaseLock,
+  inspectLock,
+  releaseLock,
+  renewLock,
+} from "./operations.ts";
 import { ProblemError, problem } from "./problem.ts";
 import { logJson, requestLog } from "./request-log.ts";
 import {
@@ -70,78 +78,37 @@ app.use(
 
 app.openapi(healthRoute, (c) => c.json({ ok: true as const }, 200));
 
-app.openapi(acquireRoute, async (c) => {
-  const name = c.var.lockName;
-  const body = c.req.valid("json");
-  const answer = await callLock(c, name, (lock) =>
-    lock.acquire({
-      leaseId: body.leaseId ?? newLeaseId(),
-      owner: body.owner ?? null,
-      principal: c.var.principal.name,
-      ttlMs: body.ttlMs,
-      waitMs: body.waitMs,
-      mode: body.mode,
-      limit: body.limit ?? null,
-      permits: body.permits,
-      holderKey: body.reentrant ? (body.holderKey ?? null) : null,
-      session: null,
-      repoll: body.repoll,
-      lockDelayMs: body.lockDelayMs,
-    }),
-  );
-  if (answer.kind === "rejected") throw problemOf(answer);
-  return c.json(leaseOf(name, answer), 200);
-});
+app.openapi(acquireRoute, async (c) =>
+  c.json(await acquireLock(c.env, c.var.lockName, c.var.principal.name, c.req.valid("json")), 200),
+);
 
-app.openapi(renewRoute, async (c) => {
-  const name = c.var.lockName;
-  const { leaseId, ttlMs, mode } = c.req.valid("json");
-  const answer = await callLock(c, name, (lock) =>
-    lock.renew({ leaseId, ttlMs: ttlMs ?? null, mode: mode ?? null }),
-  );
-  if (answer.kind === "rejected") throw problemOf(answer);
-  return c.json(leaseOf(name, answer), 200);
-});
+app.openapi(renewRoute, async (c) =>
+  c.json(await renewLock(c.env, c.var.lockName, c.req.valid("json")), 200),
+);
 
-app.openapi(releaseRoute, async (c) => {
-  const name = c.var.lockName;
-  const { leaseId } = c.req.valid("json");
-  const answer = await callLock(c, name, (lock) => lock.release({ leaseId }));
-  if (answer.kind === "rejected") throw problemOf(answer);
-  return c.json(releasedOf(answer), 200);
-});
+app.openapi(releaseRoute, async (c) =>
+  c.json(await releaseLock(c.env, c.var.lockName, c.req.valid("json")), 200),
+);
 
-app.openapi(forceReleaseRoute, async (c) => {
-  const name = c.var.lockName;
-  const by = c.var.principal.name;
-  const { count } = await callLock(c, name, (lock) => lock.forceRelease({ by }));
-  // The audit record: who ended which leases. The lock's history also keeps `by` with each ended lease.
-  logJson("info", { event: "force-release", requestId: c.var.requestId, lock: name, by, count });
-  return c.json({ name, forced: true as const, count, by }, 200);
-});
+app.openapi(forceReleaseRoute, async (c) =>
+  c.json(await forceReleaseLock(c.env, c.var.lockName, c.var.principal.name, c.var.requestId), 200),
+);
 
-app.openapi(inspectRoute, async (c) => {
-  const name = c.var.lockName;
-  const { after } = c.req.valid("query");
-  const snap = await callLock(c, name, (lock) => lock.inspect({ after: after ?? 0 }));
-  return c.json(lockViewOf(name, snap), 200);
-});
+app.openapi(inspectRoute, async (c) =>
+  c.json(await inspectLock(c.env, c.var.lockName, c.req.valid("query").after ?? 0), 200),
+);
 
 app.openapi(eventsRoute, async (c) => {
-  const name = c.var.lockName;
   const { since, before, limit } = c.req.valid("query");
-  const page = await callLock(c, name, (lock) =>
-    lock.events({ since: since ?? 0, before: before ?? null, limit }),
+  return c.json(
+    await eventsOf(c.env, c.var.lockName, { since: since ?? 0, before: before ?? null, limit }),
+    200,
   );
-  return c.json({ name, ...page }, 200);
 });
 
-app.openapi(tokenRoute, async (c) => {
-  const name = c.var.lockName;
-  const { token } = c.req.valid("param");
-  const check = await callLock(c, name, (lock) => lock.checkToken({ token }));
-  return c.json({ name, ...check }, 200);
-});
+app.openapi(tokenRoute, async (c) =>
+  c.json(await checkTokenOf(c.env, c.var.lockName, c.req.valid("param").token), 200),
+);
 
 app.openapi(directoryRoute, async (c) => {
   const { prefix, after, limit } = c.req.valid("query");
@@ -244,30 +211,3 @@ app.onError((err, c) => {
     "the server failed to handle this request; it changed nothing it could not keep",
   );
 });
-
-/**
- * The lock object's RPC methods as the Worker sees them. The generated stub type distributes each union
- * result over `Promise`, which hides the discriminant; this view keeps the object's own signatures.
- */
-type LockStub = {
-  [K in "acquire" | "renew" | "release" | "forceRelease" | "inspect" | "events" | "checkToken"]: (
-    ...args: Parameters<LockObject[K]>
-  ) => Promise<Awaited<ReturnType<LockObject[K]>>>;
-};
-
-/** Calls the lock object; a reset object (deploy, restart) is a retryable 503, never a 500. */
-async function callLock<T>(
-  c: Context<AppEnv>,
-  name: string,
-  call: (lock: LockStub) => Promise<T>,
-): Promise<T> {
-  try {
-    return await call(c.env.LOCK.getByName(name) as unknown as LockStub);
-  } catch (err) {
-    throw lockFailure(name, err);
-  }
-}
-
-function newLeaseId(): string {
-  return crypto.randomUUID().replaceAll("-", "");
-}

@@ -2,7 +2,8 @@
  * Bearer-key authentication and per-lock authorization, as one Hono middleware per route: who is calling
  * (401), is the configuration there at all (503, fail closed), is the lock name valid (400), in the key's
  * prefixes (403 forbidden_scope), and within its role (403 forbidden). Only then does the handler run, with
- * the checked name in `c.var.lockName`. Key formats and matching live in keys.ts.
+ * the checked name in `c.var.lockName`. The RPC entrypoint (rpc.ts) runs the same two checks,
+ * `authenticate` and `authorize`. Key formats and matching live in keys.ts.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { LOCK_NAME_RULE } from "../client/src/protocol.ts";
@@ -65,22 +66,11 @@ export function auth({
   lock = true,
 }: AuthOptions): MiddlewareHandler<AppEnv> {
   return async function auth(c, next) {
-    const principal = await authenticate(c, fromSubprotocol);
-    const name = lock ? lockName(c) : null;
-    if (name !== null && !inScope(principal, name)) {
-      throw new ProblemError(
-        "forbidden_scope",
-        `key "${principal.name}" may not touch lock "${name}": its names must start with ${principal.prefixes
-          .map((p) => JSON.stringify(p))
-          .join(" or ")}`,
-      );
-    }
-    if (!hasRole(principal, permission)) {
-      throw new ProblemError(
-        "forbidden",
-        `key "${principal.name}" has role ${principal.role}; this needs ${describeRole(PERMISSIONS[permission])}`,
-      );
-    }
+    const header = c.req.header("authorization") ?? (fromSubprotocol ? subprotocolKey(c) : undefined);
+    const principal = await authenticate(c.env, header);
+    let name: string | null = null;
+    if (lock) name = authorize(principal, c.req.param("name") ?? "", permission);
+    else checkRole(principal, permission);
     c.set("principal", principal);
     if (name !== null) c.set("lockName", name);
     await next();
@@ -96,8 +86,40 @@ export function markInsecure(): MiddlewareHandler<AppEnv> {
   };
 }
 
-async function authenticate(c: Context<AppEnv>, fromSubprotocol: boolean): Promise<Principal> {
-  const settings = readSettings(c.env);
+/**
+ * The lock name, once it is valid (400), in the key's prefixes (403 forbidden_scope) and within its role
+ * (403 forbidden). Checked before the handler runs; the handler uses only the name this returns.
+ */
+export function authorize(principal: Principal, rawName: string, permission: Permission): string {
+  const name = checkName(rawName);
+  if (!inScope(principal, name)) {
+    throw new ProblemError(
+      "forbidden_scope",
+      `key "${principal.name}" may not touch lock "${name}": its names must start with ${principal.prefixes
+        .map((p) => JSON.stringify(p))
+        .join(" or ")}`,
+    );
+  }
+  checkRole(principal, permission);
+  return name;
+}
+
+/** 403 forbidden unless the key's role allows `permission`. */
+export function checkRole(principal: Principal, permission: Permission): void {
+  if (!hasRole(principal, permission)) {
+    throw new ProblemError(
+      "forbidden",
+      `key "${principal.name}" has role ${principal.role}; this needs ${describeRole(PERMISSIONS[permission])}`,
+    );
+  }
+}
+
+/**
+ * Who is calling, from an `Authorization` header value (HTTP) or `Bearer <apiKey>` (RPC): 401 without a
+ * known key, 503 when no keys are configured (fail closed), the stand-in admin when auth is off.
+ */
+export async function authenticate(env: Env, header: string | undefined): Promise<Principal> {
+  const settings = readSettings(env);
   if (settings.insecureNoAuth) {
     if (!warnedInsecure) {
       warnedInsecure = true;
@@ -121,9 +143,8 @@ async function authenticate(c: Context<AppEnv>, fromSubprotocol: boolean): Promi
       "the EDGELOCK_KEYS secret is invalid, so every lock request is refused; the operator's log says why (see docs/security.md)",
     );
   }
-  const header = c.req.header("authorization") ?? (fromSubprotocol ? subprotocolKey(c) : undefined);
   if (header === undefined) {
-    throw unauthorized(REALM, "send an API key as `Authorization: Bearer <key>`");
+    throw unauthorized(REALM, "send an API key as `Authorization: Bearer <key>` (over RPC: apiKey)");
   }
   const token = BEARER.exec(header)?.[1];
   if (token === undefined || token.length > MAX_KEY_LENGTH) {
@@ -139,9 +160,8 @@ async function authenticate(c: Context<AppEnv>, fromSubprotocol: boolean): Promi
   return key;
 }
 
-/** The lock name from the path: validated here, before the scope check, and never re-read after it. */
-function lockName(c: Context<AppEnv>): string {
-  const name = c.req.param("name") ?? "";
+/** The lock name (from the path, or an RPC call): validated here, before the scope check. */
+function checkName(name: string): string {
   if (!lockNameSchema.safeParse(name).success) {
     throw new ProblemError("invalid_name", LOCK_NAME_RULE);
   }

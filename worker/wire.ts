@@ -31,29 +31,27 @@ import { lockNameSchema } from "./schemas.ts";
 
 const mode = z.enum(LOCK_MODES);
 
+/** What anyone may see of a lease; its holder sees these and more (`leaseSchema`). */
+const holderFields = {
+  owner: z.string().nullable(),
+  token: z.int().positive(),
+  expiresAt: z.int(),
+  mode,
+  permits: z.int().positive(),
+  holdCount: z.int().positive(),
+};
+
 export const holderViewSchema = z
-  .strictObject({
-    owner: z.string().nullable(),
-    token: z.int().positive(),
-    expiresAt: z.int(),
-    mode,
-    permits: z.int().positive(),
-    holdCount: z.int().positive(),
-  })
+  .strictObject(holderFields)
   .meta({ id: "HolderView" }) satisfies z.ZodType<HolderView>;
 
 export const leaseSchema = z
   .strictObject({
+    ...holderFields,
     name: lockNameSchema,
     leaseId: z.string().regex(LEASE_ID_PATTERN),
-    owner: z.string().nullable(),
-    token: z.int().positive(),
     ttlMs: z.int().positive(),
-    expiresAt: z.int(),
     validForMs: z.int().nonnegative(),
-    mode,
-    permits: z.int().positive(),
-    holdCount: z.int().positive(),
     limit: z.int().positive(),
   })
   .meta({ id: "Lease" }) satisfies z.ZodType<Lease>;

@@ -23,7 +23,7 @@ from edgelock.transport import RawResponse, parse_answer
 # Written out here rather than read from the package, so that a code moved to another class fails a test;
 # a code added to ERROR_CODES without a line here fails test_every_code_of_the_contract_is_listed.
 EXPECTED = {
-    LockHeld: ["lock_held", "lock_delay", "waiters_ahead", "too_many_waiters"],
+    LockHeld: ["lock_held", "lock_delay", "waiters_ahead", "too_many_waiters", "too_many_sessions"],
     LeaseLost: ["not_held", "lease_ended", "wait_cancelled"],
     ValidationError: [
         "limit_mismatch",
@@ -47,6 +47,8 @@ EXPECTED = {
         "invalid_repoll",
         "invalid_query",
         "invalid_lock_delay",
+        "upgrade_required",
+        "invalid_frame",
         "unsupported_media_type",
         "body_too_large",
     ],

@@ -40,7 +40,7 @@ class ProtocolMirrorTest(unittest.TestCase):
             assert source is not None
             self.assertEqual(getattr(protocol, name).pattern, source.group(1), name)
         for name in ("LOCK_MODES", "NOT_HELD_REASONS"):
-            source = re.search(rf"export const {name} = \[(.*?)\] as const;", self.ts)
+            source = re.search(rf"export const {name} = \[(.*?)\] as const;", self.ts, re.S)
             assert source is not None
             self.assertEqual(getattr(protocol, name), tuple(re.findall(r'"(\w+)"', source.group(1))), name)
 

@@ -1,16 +1,25 @@
 /**
  * The edgelock client: acquire a lease (waiting as long as asked, re-polling past one request's cap),
- * retry lost requests with the same leaseId, and run work under a lock with `withLock`. It owns acquiring;
- * a `Lease` (lease.ts) owns everything after the grant. Zero dependencies: it needs only `fetch`.
+ * retry lost requests with the same leaseId, and run work under one lock (`withLock`) or several
+ * (`withLocks`). It owns acquiring; a `Lease` (lease.ts) owns everything after the grant. Zero
+ * dependencies: it needs only `fetch`, or a Workers service binding.
  */
 import { type Duration, parseDuration } from "./duration.ts";
-import { AuthError, LockHeldError, ServiceError, ValidationError } from "./errors.ts";
+import { AuthError, LeaseLostError, LockHeldError, ValidationError } from "./errors.ts";
 import { Lease, type LeaseHost } from "./lease.ts";
-import type { AcquireRequest, LockMode, LockView, ReleaseResponse, Lease as WireLease } from "./protocol.ts";
-import { LOCK_NAME_PATTERN, MAX_WAIT_MS } from "./protocol.ts";
-import { backoffDelayMs, isRetryable, type RetryOptions, resolveRetry, sleep } from "./retry.ts";
-import { type FetchLike, Transport } from "./transport.ts";
-import { isLockView, isReleaseResponse, isWireLease } from "./wire.ts";
+import type {
+  AcquireRequest,
+  EdgelockRpcApi,
+  LockMode,
+  LockView,
+  ReleaseResponse,
+  RenewRequest,
+  Lease as WireLease,
+} from "./protocol.ts";
+import { LEASE_ID_PATTERN, LOCK_NAME_PATTERN, MAX_WAIT_MS } from "./protocol.ts";
+import { isRetryable, type RetryOptions, resolveRetry, retrying, sleep } from "./retry.ts";
+import { type FetchLike, HttpTransport, RpcTransport, type Transport } from "./transport.ts";
+import { expectAnswer, isLockView, isReleaseResponse, isWireLease } from "./wire.ts";
 
 /** Lease length when `ttl` is not given. */
 export const DEFAULT_TTL_MS = 30_000;
@@ -20,9 +29,18 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 const ABANDON_TIMEOUT_MS = 2_000;
 
 export interface ClientOptions {
-  /** Base URL of the service. With a service binding any URL works, e.g. `"https://edgelock"`. */
-  url: string;
-  /** API key, sent as `Authorization: Bearer <apiKey>`. @default undefined (no header) */
+  /**
+   * Base URL of the service, e.g. `"https://locks.example.com"`. Required unless `binding` is given. With a
+   * service binding's `fetch`, any URL works (`"https://edgelock"`).
+   */
+  url?: string | undefined;
+  /**
+   * A Workers service binding to edgelock's `EdgelockRpc` entrypoint. When given, every call goes over
+   * Workers RPC (no URL, no HTTP, no JSON), and `url`, `fetch` and `headers` are not used.
+   * @default undefined (HTTP through `fetch`)
+   */
+  binding?: EdgelockRpcApi | undefined;
+  /** API key, sent as `Authorization: Bearer <apiKey>` (or with each RPC call). @default undefined (none) */
   apiKey?: string | undefined;
   /**
    * The `fetch` to send requests with: a service binding's `fetch`, or a wrapper for tests and tracing.
@@ -33,7 +51,16 @@ export interface ClientOptions {
   headers?: Record<string, string> | undefined;
   /** `owner` label for acquires that don't set one. @default undefined (the server stores null) */
   owner?: string | undefined;
-  /** Retries of network errors and 5xx (never 4xx). @default { retries: 4, minDelayMs: 100, maxDelayMs: 2000 } */
+  /**
+   * This client's secret holder identity for `reentrant` acquires (16–128 of `A-Za-z0-9_-`): holds are
+   * counted per (API key, holderKey). Share one value only between code that may re-enter the same locks.
+   * @default a random value per client instance
+   */
+  holderKey?: string | undefined;
+  /**
+   * Retries of transient failures (network errors, timeouts, `unavailable`); answers are never retried.
+   * @default { retries: 4, minDelayMs: 100, maxDelayMs: 2000 }
+   */
   retry?: RetryOptions | undefined;
   /** Time budget of one request beyond its wait. @default "10s" */
   requestTimeout?: Duration | undefined;
@@ -60,7 +87,12 @@ export interface AcquireOptions {
   limit?: number | undefined;
   /** Permits this lease takes (semaphores only). @default 1 */
   permits?: number | undefined;
-  /** With `owner`: the same owner acquiring again gets the same lease, hold count + 1. @default false */
+  /**
+   * This client acquiring again while it holds gets the same lease, hold count + 1 (holders are told apart
+   * by the client's secret `holderKey`, never by `owner`). The re-acquire must ask for the same mode and
+   * permits as the held lease.
+   * @default false
+   */
   reentrant?: boolean | undefined;
   /** If this lease is lost (expiry), the lock stays closed this long. @default 0 */
   lockDelay?: Duration | undefined;
@@ -78,6 +110,12 @@ export interface AcquireOptions {
 export type WithLockOptions = Omit<AcquireOptions, "autoRenew">;
 
 /**
+ * `withLocks` options: those of `withLock`, applied to every lock. `wait` is one budget for the whole set;
+ * a `leaseId` of your own cannot be given (each lock needs its own).
+ */
+export type WithLocksOptions = Omit<WithLockOptions, "leaseId">;
+
+/**
  * A client of one edgelock service. Cheap to create, holds no connections, and never mutates its options.
  *
  * @example
@@ -90,9 +128,31 @@ export class EdgelockClient {
   readonly #transport: Transport;
   readonly #host: LeaseHost;
   readonly #owner: string | undefined;
+  readonly #holderKey: string;
 
   constructor(options: ClientOptions) {
-    this.#transport = new Transport(options);
+    if (typeof options !== "object" || options === null) {
+      throw invalid("new EdgelockClient(options) needs an options object, e.g. { url, apiKey }");
+    }
+    const { binding, url, apiKey, holderKey } = options;
+    if (apiKey !== undefined && typeof apiKey !== "string") throw invalid("options.apiKey must be a string");
+    if (binding !== undefined) {
+      if (typeof binding !== "object" || binding === null || typeof binding.acquire !== "function") {
+        throw invalid("options.binding must be a service binding to edgelock's EdgelockRpc entrypoint");
+      }
+      this.#transport = new RpcTransport(binding, apiKey);
+    } else {
+      if (typeof url !== "string" || !/^https?:\/\/[^/]/i.test(url)) {
+        throw invalid(
+          `options.url must be the service's base URL, e.g. "https://locks.example.com" (got ${describeValue(url)}), or pass a service binding as options.binding`,
+        );
+      }
+      this.#transport = new HttpTransport({ ...options, url });
+    }
+    if (holderKey !== undefined && !LEASE_ID_PATTERN.test(holderKey)) {
+      throw invalid("options.holderKey must be 16–128 characters of A–Z a–z 0–9 _ -");
+    }
+    this.#holderKey = holderKey ?? newLeaseId();
     this.#owner = options.owner;
     this.#host = {
       transport: this.#transport,
@@ -105,12 +165,13 @@ export class EdgelockClient {
   }
 
   /**
-   * Acquires a lease, waiting up to `wait`. Network errors and 5xx are retried with backoff and the same
-   * leaseId, so a lost answer returns the lease it granted instead of a second grant or a self-deadlock.
+   * Acquires a lease, waiting up to `wait`. Lost requests are retried with backoff and the same leaseId,
+   * so a lost answer returns the lease it granted instead of a second grant or a self-deadlock.
    *
-   * @throws {LockHeldError} when the lock is still held after `wait` (with `retryAfterMs` and `holder`).
-   * @throws {ValidationError | AuthError | ServiceError} for refused or failed requests.
-   * @throws the signal's reason when `signal` aborts (the waiter is dropped on the server first).
+   * @throws {LockHeldError} when the lock is still busy after `wait` (with `retryAfterMs` and `holder`).
+   * @throws {ValidationError | AuthError | ServiceError} for refused or failed requests; `grant_mismatch`
+   *   when the service answered with a lease of another mode or permits (the hold is given back).
+   * @throws the signal's reason when `signal` aborts (the cancel is sent from the abort itself).
    * @example
    * await using lease = await client.acquire("deploy", { ttl: "1m", wait: "2m" });
    */
@@ -119,51 +180,75 @@ export class EdgelockClient {
     const signal = options.signal;
     signal?.throwIfAborted();
     const waitMs = parseDuration(options.wait ?? 0, "wait");
-    const leaseId = options.leaseId ?? newLeaseId();
-    const base = this.#acquireBody(options, leaseId);
+    let leaseId = options.leaseId ?? newLeaseId();
+    const base = this.#acquireBody(options);
     const waitUntil = Date.now() + waitMs;
-    const { retry, requestTimeoutMs } = this.#host;
-    let failures = 0;
-    let mayBeKnown = false; // a request reached (or may have reached) the server with this leaseId
+    // Whether the server may know this leaseId: a request is on its way, or one waited or was lost.
+    let inFlight = false;
+    let mayBeKnown = false;
+    let cancelling: Promise<void> | null = null;
+    const cancel = (): Promise<void> => {
+      cancelling ??= this.#abandon(name, leaseId);
+      return cancelling;
+    };
+    // Cancel from the abort itself, not once the aborted request has failed: by then the server may have
+    // granted this waiter a lease nobody will use (issue 13, item 5).
+    const onAbort = (): void => {
+      if (inFlight || mayBeKnown) void cancel();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
     try {
       for (;;) {
-        const sentAt = Date.now();
-        const requestWaitMs = Math.min(MAX_WAIT_MS, Math.max(0, waitUntil - sentAt));
         try {
-          const answer = await this.#transport.call(
-            name,
-            "acquire",
-            { ...base, waitMs: requestWaitMs },
-            { signal, timeoutMs: requestWaitMs + requestTimeoutMs },
+          const { answer, sentAt } = await retrying(
+            async () => {
+              const sentAt = Date.now();
+              const left = Math.max(0, waitUntil - sentAt);
+              const requestWaitMs = Math.min(MAX_WAIT_MS, left);
+              // More waiting after this request's wait ends: promise the re-poll, so the turn is kept.
+              const body: AcquireRequest = { ...base, leaseId, waitMs: requestWaitMs };
+              if (left > requestWaitMs) body.repoll = true;
+              inFlight = true;
+              mayBeKnown ||= requestWaitMs > 0;
+              try {
+                const answer = await this.#transport.call(name, "acquire", body, {
+                  signal,
+                  timeoutMs: requestWaitMs + this.#host.requestTimeoutMs,
+                });
+                return { answer, sentAt };
+              } catch (error) {
+                // Granted with the answer lost, perhaps: the server may know the leaseId.
+                mayBeKnown ||= isRetryable(error);
+                throw error;
+              } finally {
+                inFlight = false;
+              }
+            },
+            { policy: this.#host.retry, signal },
           );
-          if (!isWireLease(answer)) {
-            throw new ServiceError("bad_response", "the acquire answer is not an edgelock lease", {
-              status: 200,
-            });
-          }
-          const lease = new Lease(answer, sentAt, this.#host);
+          const wire = expectAnswer(answer, isWireLease, "acquire");
+          await this.#checkGrant(name, leaseId, base, wire);
+          const lease = new Lease(wire, sentAt, this.#host);
           if (options.autoRenew === true) lease.keepAlive({ deadline: options.deadline });
           return lease;
         } catch (error) {
-          // Queued, aborted mid-request, or granted with the answer lost: the server may know this leaseId.
-          mayBeKnown ||= requestWaitMs > 0 || signal?.aborted === true || isRetryable(error);
-          if (signal?.aborted) throw error;
+          signal?.throwIfAborted();
           const left = waitUntil - Date.now();
-          if (error instanceof LockHeldError && error.code !== "too_many_waiters" && left > 0) {
-            failures = 0;
-            // Queued: re-poll at once, inside the grace window. Not queued (a lock-delay): wait it out first.
-            if (error.position === undefined)
-              await sleep(Math.min(left, Math.max(error.retryAfterMs, 50)), signal);
-            continue;
+          if (!(error instanceof LockHeldError) || error.code === "too_many_waiters" || left <= 0) {
+            throw error;
           }
-          if (!isRetryable(error) || failures >= retry.retries) throw error;
-          await sleep(backoffDelayMs(failures++, retry, retryAfterOf(error)), signal);
+          // Queued: re-poll at once (within REPOLL_RESERVE_MS) with the leaseId the queue knows.
+          // Not queued (a lock-delay): wait out the server's hint first.
+          if (error.position !== undefined) leaseId = error.leaseId ?? leaseId;
+          else await sleep(Math.min(left, Math.max(error.retryAfterMs, 50)), signal);
         }
       }
     } catch (error) {
       const refused = error instanceof ValidationError || error instanceof AuthError;
-      if (mayBeKnown && !refused) await this.#abandon(name, leaseId);
+      if (cancelling !== null || (mayBeKnown && !refused)) await cancel();
       throw signal?.aborted ? signal.reason : error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -171,7 +256,8 @@ export class EdgelockClient {
    * Runs `fn` while holding the lock: acquires, renews in the background at a third of the TTL left,
    * and releases in `finally`. If the lease is lost while `fn` runs, `lease.signal` aborts so `fn` can stop,
    * and `withLock` rejects with the `LeaseLostError` even if `fn` resolved, because its work may have
-   * overlapped another holder's. A failed release is not reported: the lease then ends at its TTL.
+   * overlapped another holder's. A failed release is not reported: the lease then ends at its TTL. While
+   * `fn` runs, the lease keeps a Node process alive (a callback that only awaits `lease.signal` is held).
    *
    * @example
    * const total = await client.withLock("ledger", async (lease) => {
@@ -183,7 +269,8 @@ export class EdgelockClient {
     fn: (lease: Lease) => Promise<T> | T,
     options: WithLockOptions = {},
   ): Promise<T> {
-    const lease = await this.acquire(name, { ...options, autoRenew: true });
+    const lease = await this.acquire(name, { ...options, autoRenew: false });
+    lease.keepAlive({ deadline: options.deadline, ref: true });
     let result: T;
     try {
       result = await fn(lease);
@@ -194,26 +281,90 @@ export class EdgelockClient {
     return result;
   }
 
+  /**
+   * Runs `fn` while holding every lock in `names`, without deadlock against other `withLocks` callers:
+   * locks are taken one at a time in one global order (sorted names), within one `wait` budget for the
+   * whole set, all or nothing (a lock that cannot be had in time releases those already taken). All are
+   * renewed while `fn` runs and released in reverse order afterwards. `fn` gets the leases in the order of
+   * `names` and a signal that aborts when any of them is lost; `withLocks` then rejects with that loss.
+   *
+   * @throws {ValidationError} for an empty list or a name listed twice.
+   * @example
+   * await client.withLocks(["account:alice", "account:bob"], async ([from, to], signal) => {
+   *   await transfer({ fences: [from.token, to.token], signal });
+   * }, { ttl: "10s", wait: "30s" });
+   */
+  async withLocks<T>(
+    names: readonly string[],
+    fn: (leases: Lease[], signal: AbortSignal) => Promise<T> | T,
+    options: WithLocksOptions = {},
+  ): Promise<T> {
+    if (!Array.isArray(names) || names.length === 0) throw invalid("withLocks needs at least one lock name");
+    for (const name of names) checkName(name);
+    const order = [...names].sort();
+    const twice = order.find((name, i) => order[i + 1] === name);
+    if (twice !== undefined) throw invalid(`lock ${JSON.stringify(twice)} is listed twice`);
+    if ("leaseId" in options && options.leaseId !== undefined) {
+      throw invalid("withLocks chooses one leaseId per lock; leave leaseId out");
+    }
+    const waitUntil = Date.now() + parseDuration(options.wait ?? 0, "wait");
+    const held: Lease[] = [];
+    try {
+      for (const name of order) {
+        // A lock already held that is lost meanwhile stops the wait for the next one.
+        const signals = held.map((lease) => lease.signal);
+        if (options.signal !== undefined) signals.push(options.signal);
+        const lease = await this.acquire(name, {
+          ...options,
+          wait: Math.max(0, waitUntil - Date.now()),
+          signal: signals.length === 0 ? undefined : AbortSignal.any(signals),
+          autoRenew: false,
+        });
+        lease.keepAlive({ deadline: options.deadline, ref: true });
+        held.push(lease);
+      }
+    } catch (error) {
+      await releaseInReverse(held);
+      throw held.find((lease) => lease.lost !== null)?.lost ?? error;
+    }
+    const byName = new Map(held.map((lease) => [lease.name, lease]));
+    const leases = names.map((name) => byName.get(name) as Lease);
+    let result: T;
+    try {
+      result = await fn(leases, AbortSignal.any(held.map((lease) => lease.signal)));
+    } finally {
+      await releaseInReverse(held);
+    }
+    const lost = held.find((lease) => lease.lost !== null)?.lost;
+    if (lost) throw lost;
+    return result;
+  }
+
   /** The lock's public state: holders (never their leaseIds), waiters, last token, semaphore use. */
   async status(name: string, options: { signal?: AbortSignal } = {}): Promise<LockView> {
     checkName(name);
-    const answer = await this.#callWithRetry(name, null, null, options.signal);
-    if (!isLockView(answer)) throw badAnswer("status");
-    return answer;
+    const answer = await this.#callWithRetry(name, "inspect", null, options.signal);
+    return expectAnswer(answer, isLockView, "status");
   }
 
   /**
-   * Renews a lease known only by its leaseId (a script's, or one acquired by another process).
-   * Prefer `lease.renew()` when you hold a `Lease`.
+   * Renews a lease known only by its leaseId (a script's, or one acquired by another process); with
+   * `mode: "shared"`, downgrades a read-write lock's writer to a reader. Prefer `lease.renew()` when you
+   * hold a `Lease`.
    * @throws {LeaseLostError} when the lease is not held (`reason` says why).
    */
-  async renewById(name: string, leaseId: string, options: { ttl?: Duration } = {}): Promise<WireLease> {
+  async renewById(
+    name: string,
+    leaseId: string,
+    options: { ttl?: Duration; mode?: "shared" } = {},
+  ): Promise<WireLease> {
     checkName(name);
-    const body =
-      options.ttl === undefined ? { leaseId } : { leaseId, ttlMs: parseDuration(options.ttl, "ttl") };
+    const body: RenewRequest = { leaseId };
+    if (options.ttl !== undefined) body.ttlMs = parseDuration(options.ttl, "ttl");
+    // A writer's lease becomes a reader's without being released, admitting waiting readers.
+    if (options.mode !== undefined) body.mode = options.mode;
     const answer = await this.#callWithRetry(name, "renew", body);
-    if (!isWireLease(answer)) throw badAnswer("renew");
-    return answer;
+    return expectAnswer(answer, isWireLease, "renew");
   }
 
   /**
@@ -223,40 +374,68 @@ export class EdgelockClient {
   async releaseById(name: string, leaseId: string): Promise<ReleaseResponse> {
     checkName(name);
     const answer = await this.#callWithRetry(name, "release", { leaseId });
-    if (!isReleaseResponse(answer)) throw badAnswer("release");
-    return answer;
+    return expectAnswer(answer, isReleaseResponse, "release");
   }
 
-  async #callWithRetry(
+  #callWithRetry(
     name: string,
-    action: string | null,
+    action: "inspect" | "renew" | "release",
     body: object | null,
     signal?: AbortSignal,
   ): Promise<unknown> {
-    const { retry, requestTimeoutMs } = this.#host;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.#transport.call(name, action, body, { signal, timeoutMs: requestTimeoutMs });
-      } catch (error) {
-        if (signal?.aborted || !isRetryable(error) || attempt >= retry.retries) throw error;
-        await sleep(backoffDelayMs(attempt, retry, retryAfterOf(error)), signal);
-      }
-    }
+    const timeoutMs = this.#host.requestTimeoutMs;
+    return retrying(() => this.#transport.call(name, action, body, { signal, timeoutMs }), {
+      policy: this.#host.retry,
+      signal,
+    });
   }
 
-  #acquireBody(options: AcquireOptions, leaseId: string): Omit<AcquireRequest, "waitMs"> {
-    const body: Omit<AcquireRequest, "waitMs"> = {
+  #acquireBody(options: AcquireOptions): Omit<AcquireRequest, "waitMs" | "leaseId"> {
+    const body: Omit<AcquireRequest, "waitMs" | "leaseId"> = {
       ttlMs: parseDuration(options.ttl ?? DEFAULT_TTL_MS, "ttl"),
-      leaseId,
     };
     const owner = options.owner ?? this.#owner;
     if (owner !== undefined) body.owner = owner;
     if (options.mode !== undefined) body.mode = options.mode;
     if (options.limit !== undefined) body.limit = options.limit;
     if (options.permits !== undefined) body.permits = options.permits;
-    if (options.reentrant !== undefined) body.reentrant = options.reentrant;
+    if (options.reentrant === true) {
+      body.reentrant = true;
+      body.holderKey = this.#holderKey;
+    }
     if (options.lockDelay !== undefined) body.lockDelayMs = parseDuration(options.lockDelay, "lockDelay");
     return body;
+  }
+
+  /**
+   * Refuses a grant of another mode or size than asked for: a reentrant answer must never let a writer
+   * run under the shared lease this holder already has. The hold the request added is given back first
+   * (by the leaseId it was sent with, which releases that one hold of a reentrant lease).
+   */
+  async #checkGrant(
+    name: string,
+    leaseId: string,
+    asked: Omit<AcquireRequest, "waitMs" | "leaseId">,
+    wire: WireLease,
+  ): Promise<void> {
+    const mode: LockMode = asked.mode ?? "exclusive";
+    const permits = asked.permits ?? 1;
+    if (wire.mode === mode && wire.permits === permits) return;
+    const unknownAlias = await this.#transport
+      .call(name, "release", { leaseId }, { timeoutMs: ABANDON_TIMEOUT_MS })
+      .then(() => false)
+      .catch((error: unknown) => error instanceof LeaseLostError);
+    // A server that does not release by re-entry alias: one release of the lease itself drops one hold.
+    if (unknownAlias && wire.leaseId !== leaseId) await this.#abandon(name, wire.leaseId);
+    const held = `a ${wire.mode} lease of ${wire.permits} permit(s)`;
+    const hint =
+      wire.holdCount > 1
+        ? ": this holder already holds the lock that way; release it before re-entering in another mode"
+        : "";
+    throw new ValidationError(
+      "grant_mismatch",
+      `asked ${name} for a ${mode} lease of ${permits} permit(s) and was granted ${held}${hint}; the hold was given back`,
+    );
   }
 
   /**
@@ -270,29 +449,33 @@ export class EdgelockClient {
   }
 }
 
-/** A fresh leaseId: 32 hex characters from the platform's CSPRNG (Workers, Node ≥ 18, Deno, Bun, browsers). */
+/** A fresh leaseId: 32 hex characters from the platform's CSPRNG (Workers, Node, Deno, Bun, browsers). */
 export function newLeaseId(): string {
   const bytes = new Uint8Array(16);
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Releases in reverse order of acquiring; failures are ignored (those leases end at their TTL). */
+async function releaseInReverse(leases: readonly Lease[]): Promise<void> {
+  for (const lease of [...leases].reverse()) {
+    await lease.release().catch(() => undefined);
+  }
+}
+
 function checkName(name: string): void {
-  if (!LOCK_NAME_PATTERN.test(name)) {
+  if (typeof name !== "string" || !LOCK_NAME_PATTERN.test(name)) {
     throw new ValidationError(
       "invalid_name",
-      `a lock name is 1–200 characters of A–Z a–z 0–9 . _ - : (got ${JSON.stringify(name)})`,
+      `a lock name is 1–200 characters of A–Z a–z 0–9 . _ - : (got ${describeValue(name)})`,
     );
   }
 }
 
-function retryAfterOf(error: unknown): number {
-  return error instanceof ServiceError ? (error.retryAfterMs ?? 0) : 0;
+function invalid(detail: string): ValidationError {
+  return new ValidationError("invalid_argument", detail);
 }
 
-function badAnswer(action: string): ServiceError {
-  // Status 200: an answer arrived and is not the API's, so retrying would not help.
-  return new ServiceError("bad_response", `the service's ${action} answer is not edgelock's`, {
-    status: 200,
-  });
+function describeValue(value: unknown): string {
+  return value === undefined ? "undefined" : JSON.stringify(value);
 }

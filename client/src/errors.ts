@@ -20,6 +20,11 @@ export const CLIENT_ERROR_CODES = {
   deadline: "deadline",
   /** A downstream store refused a fenced write: it has seen a newer token. */
   fenced: "fenced",
+  /**
+   * The service granted a lease other than the one asked for (another mode or number of permits), e.g.
+   * a reentrant acquire answered with the hold this holder already has. The hold was given back.
+   */
+  grant_mismatch: "grant_mismatch",
 } as const;
 export type ClientErrorCode = keyof typeof CLIENT_ERROR_CODES;
 
@@ -50,7 +55,11 @@ export class EdgelockError extends Error {
   }
 }
 
-/** The lock is held (or others are queued ahead), and the wait, if any, ran out. */
+/**
+ * The lock is busy and the wait, if any, ran out: held by others (`lock_held`), closed by a lost holder's
+ * lock-delay (`lock_delay`), promised to earlier waiters (`waiters_ahead`), or its queue is full
+ * (`too_many_waiters`).
+ */
 export class LockHeldError extends EdgelockError {
   override name = "LockHeldError";
   /** Server's estimate of when trying again may succeed. */
@@ -58,15 +67,21 @@ export class LockHeldError extends EdgelockError {
   /** The first current holder (never its leaseId), or `null` when the lock is only closed or queued. */
   readonly holder: HolderView | null;
   readonly holders: readonly HolderView[];
-  /** This leaseId's place in the queue, when it was queued. */
+  /** All holders; `holders` lists only the first few. */
+  readonly holderCount: number;
+  /** This request's place in the queue, when it was queued (re-poll with `leaseId` to keep it). */
   readonly position: number | undefined;
+  /** The queued request's leaseId, when it was queued: the one to re-poll with. */
+  readonly leaseId: string | undefined;
 
   constructor(problem: Problem, status = 409) {
     super(problem.code, problem.detail, { status });
     this.retryAfterMs = typeof problem.retryAfterMs === "number" ? problem.retryAfterMs : 0;
     this.holders = Array.isArray(problem.holders) ? problem.holders : [];
     this.holder = this.holders[0] ?? null;
+    this.holderCount = typeof problem.holderCount === "number" ? problem.holderCount : this.holders.length;
     this.position = typeof problem.position === "number" ? problem.position : undefined;
+    this.leaseId = typeof problem.leaseId === "string" ? problem.leaseId : undefined;
   }
 }
 

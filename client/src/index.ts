@@ -9,6 +9,7 @@ export {
   EdgelockClient,
   newLeaseId,
   type WithLockOptions,
+  type WithLocksOptions,
 } from "./client.ts";
 export { type Duration, type DurationUnit, formatDuration, parseDuration } from "./duration.ts";
 export {
@@ -35,6 +36,8 @@ export {
 } from "./lease.ts";
 export { ReadWriteLock, Semaphore } from "./primitives.ts";
 export type {
+  AcquireRequest,
+  EdgelockRpcApi,
   ErrorCode,
   HolderView,
   LockMode,
@@ -42,7 +45,16 @@ export type {
   NotHeldReason,
   Problem,
   ReleaseResponse,
+  RpcCall,
+  RpcResult,
 } from "./protocol.ts";
 export { ERROR_CODES, LOCK_NAME_PATTERN, MAX_TTL_MS, MAX_WAIT_MS, MIN_TTL_MS } from "./protocol.ts";
-export { DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS, DEFAULT_RETRIES, type RetryOptions } from "./retry.ts";
+export {
+  DEFAULT_MAX_DELAY_MS,
+  DEFAULT_MIN_DELAY_MS,
+  DEFAULT_RETRIES,
+  isRetryable,
+  RETRYABLE,
+  type RetryOptions,
+} from "./retry.ts";
 export type { FetchLike } from "./transport.ts";

@@ -6,11 +6,11 @@
  */
 import type { Duration } from "./duration.ts";
 import { parseDuration } from "./duration.ts";
-import { EdgelockError, LeaseLostError, ServiceError } from "./errors.ts";
+import { LeaseLostError } from "./errors.ts";
 import type { LockMode, ReleaseResponse, Lease as WireLease } from "./protocol.ts";
-import { backoffDelayMs, isRetryable, type ResolvedRetry, sleep, unrefTimer } from "./retry.ts";
+import { isRetryable, type ResolvedRetry, retrying, unrefTimer } from "./retry.ts";
 import type { Transport } from "./transport.ts";
-import { isReleaseResponse, isWireLease } from "./wire.ts";
+import { expectAnswer, isReleaseResponse, isWireLease } from "./wire.ts";
 
 /** Fraction of the TTL taken off the client's deadline for clock drift between here and the server. */
 export const DRIFT_FACTOR = 0.01;
@@ -36,6 +36,12 @@ export interface KeepAliveOptions {
    * (at least MIN_DEADLINE_MARGIN_MS), so the work stops and the lease is released in time.
    */
   deadline?: number | Date | undefined;
+  /**
+   * Keep a Node process alive while the lease is held, as `withLock` does for its callback. Without it the
+   * lease's timers are `unref`'d, so a forgotten lease never holds a script open until its TTL.
+   * @default false
+   */
+  ref?: boolean | undefined;
 }
 
 type LeaseStatus = "held" | "lost" | "released";
@@ -68,6 +74,7 @@ export class Lease implements AsyncDisposable {
   #deadline = 0;
   #rttMs = 0;
   #keepAlive = false;
+  #ref = false;
   #callerDeadline: number | undefined;
   #lastRenewError: unknown;
   #releasing: Promise<ReleaseResponse> | null = null;
@@ -129,31 +136,33 @@ export class Lease implements AsyncDisposable {
     if (this.#lost !== null) throw this.#lost;
     const ttlMs = options.ttl === undefined ? undefined : parseDuration(options.ttl, "ttl");
     const body = ttlMs === undefined ? { leaseId: this.leaseId } : { leaseId: this.leaseId, ttlMs };
-    for (let attempt = 0; ; attempt++) {
-      const sentAt = Date.now();
-      const left = this.#deadline - sentAt;
-      if (left <= 0) break;
-      try {
-        const answer = await this.#host.transport.call(this.name, "renew", body, {
-          timeoutMs: Math.min(this.#host.requestTimeoutMs, left),
-        });
-        if (!isWireLease(answer)) throw badAnswer("renew");
-        if (this.#status === "held") this.#accept(answer, sentAt);
-        return this;
-      } catch (error) {
-        if (error instanceof LeaseLostError) {
-          this.#lose(error);
-          throw error;
-        }
-        if (!isRetryable(error)) throw error;
-        this.#lastRenewError = error;
-        const delay = backoffDelayMs(attempt, this.#host.retry, retryAfter(error));
-        if (Date.now() + delay >= this.#deadline) break;
-        await sleep(delay);
-      }
+    if (this.#deadline <= Date.now()) {
+      this.#expire();
+      throw this.#lostOrExpired();
     }
-    this.#expire();
-    throw this.#lost ?? new LeaseLostError("lease_expired", "expired", "the lease expired");
+    try {
+      // Retried until the deadline, not a number of times: a late renewal is still worth having.
+      const { wire, sentAt } = await retrying(
+        async () => {
+          const sentAt = Date.now();
+          const timeoutMs = Math.max(1, Math.min(this.#host.requestTimeoutMs, this.#deadline - sentAt));
+          const answer = await this.#host.transport.call(this.name, "renew", body, { timeoutMs });
+          return { wire: expectAnswer(answer, isWireLease, "renew"), sentAt };
+        },
+        { policy: this.#host.retry, until: this.#deadline },
+      );
+      if (this.#status === "held") this.#accept(wire, sentAt);
+      return this;
+    } catch (error) {
+      if (error instanceof LeaseLostError) {
+        this.#lose(error);
+        throw error;
+      }
+      if (!isRetryable(error)) throw error;
+      this.#lastRenewError = error;
+      this.#expire();
+      throw this.#lostOrExpired();
+    }
   }
 
   /**
@@ -182,6 +191,7 @@ export class Lease implements AsyncDisposable {
    */
   keepAlive(options: KeepAliveOptions = {}): this {
     if (options.deadline !== undefined) this.#callerDeadline = +options.deadline;
+    if (options.ref !== undefined) this.#ref = options.ref;
     if (this.#status !== "held") return this;
     this.#keepAlive = true;
     this.#schedule();
@@ -192,26 +202,26 @@ export class Lease implements AsyncDisposable {
     this.#clearTimers();
     const wasLostOnServer = this.#lost !== null && this.#lost.code === "not_held";
     if (wasLostOnServer && this.#lost !== null) throw this.#lost;
-    const retry = this.#host.retry;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const answer = await this.#host.transport.call(
-          this.name,
-          "release",
-          { leaseId: this.leaseId },
-          { timeoutMs: this.#host.requestTimeoutMs },
-        );
-        if (!isReleaseResponse(answer)) throw badAnswer("release");
-        if (this.#status === "held") this.#status = "released";
-        return answer;
-      } catch (error) {
-        if (error instanceof LeaseLostError) {
-          this.#lose(error);
-          throw error;
-        }
-        if (!isRetryable(error) || attempt >= retry.retries) throw error;
-        await sleep(backoffDelayMs(attempt, retry, retryAfter(error)));
-      }
+    try {
+      const answer = await retrying(
+        async () =>
+          expectAnswer(
+            await this.#host.transport.call(
+              this.name,
+              "release",
+              { leaseId: this.leaseId },
+              { timeoutMs: this.#host.requestTimeoutMs },
+            ),
+            isReleaseResponse,
+            "release",
+          ),
+        { policy: this.#host.retry },
+      );
+      if (this.#status === "held") this.#status = "released";
+      return answer;
+    } catch (error) {
+      if (error instanceof LeaseLostError) this.#lose(error);
+      throw error;
     }
   }
 
@@ -258,6 +268,10 @@ export class Lease implements AsyncDisposable {
     }
   }
 
+  #lostOrExpired(): LeaseLostError {
+    return this.#lost ?? new LeaseLostError("lease_expired", "expired", "the lease expired");
+  }
+
   #expire(): void {
     if (this.#status !== "held") return;
     const cause = this.#lastRenewError;
@@ -279,24 +293,12 @@ export class Lease implements AsyncDisposable {
   #setTimer(kind: "expiry" | "renew" | "deadline", delayMs: number, fn: () => void): void {
     const old = this.#timers.get(kind);
     if (old !== undefined) clearTimeout(old);
-    this.#timers.set(kind, unrefTimer(setTimeout(fn, Math.max(0, delayMs))));
+    const timer = setTimeout(fn, Math.max(0, delayMs));
+    this.#timers.set(kind, this.#ref ? timer : unrefTimer(timer));
   }
 
   #clearTimers(): void {
     for (const timer of this.#timers.values()) clearTimeout(timer);
     this.#timers.clear();
   }
-}
-
-function retryAfter(error: unknown): number {
-  return error instanceof EdgelockError && "retryAfterMs" in error && typeof error.retryAfterMs === "number"
-    ? error.retryAfterMs
-    : 0;
-}
-
-function badAnswer(action: string): ServiceError {
-  // Status 200: the answer arrived and was wrong, so retrying would not help.
-  return new ServiceError("bad_response", `the service's ${action} answer is not edgelock's`, {
-    status: 200,
-  });
 }

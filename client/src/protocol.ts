@@ -375,3 +375,26 @@ export interface Problem {
 }
 
 export const PROBLEM_TYPE_BASE = "https://github.com/edgelock/edgelock/blob/main/docs/api.md#";
+
+/** The answer of a Workers RPC call (worker/rpc.ts): the HTTP answer's body, or its problem body. */
+export type RpcResult<T> = { ok: true; value: T } | { ok: false; problem: Problem };
+
+/** What every RPC call names: the lock, and the API key it is made with (as `Authorization: Bearer`). */
+export interface RpcCall {
+  name: string;
+  /** Checked exactly as over HTTP: role and lock-name prefixes. Omit only when auth is off. */
+  apiKey?: string;
+}
+
+/**
+ * The Workers RPC face of API v1, served by the `EdgelockRpc` entrypoint to Workers with a service
+ * binding to it. Each method takes what its HTTP route takes (the same validation, the same outcomes)
+ * and answers a `RpcResult` with the body or the problem the route would answer.
+ */
+export interface EdgelockRpcApi {
+  acquire(call: RpcCall & { request: AcquireRequest }): Promise<RpcResult<Lease>>;
+  renew(call: RpcCall & { request: RenewRequest }): Promise<RpcResult<Lease>>;
+  release(call: RpcCall & { request: ReleaseRequest }): Promise<RpcResult<ReleaseResponse>>;
+  /** `after`: the holders page cursor, as `?after=` over HTTP. */
+  inspect(call: RpcCall & { after?: number }): Promise<RpcResult<LockView>>;
+}

@@ -1,11 +1,12 @@
 /**
- * Retry policy and the timer plumbing under it: exponential backoff with full jitter, abortable sleeps,
- * and linked abort signals. It decides *whether* a failure is worth another try; the callers decide what
- * a retry sends (always the same leaseId, so a retry can never turn into a second grant).
+ * The client's one retry loop: which failures are worth another try (an explicit table by error code),
+ * exponential backoff with full jitter, and abortable sleeps. It decides *whether* and *when* to try again;
+ * the callers decide what a try sends (always the same leaseId, so a retry can never become a second grant).
  */
-import { EdgelockError, ServiceError } from "./errors.ts";
+import { type ClientErrorCode, isEdgelockError } from "./errors.ts";
+import type { ErrorCode } from "./protocol.ts";
 
-/** How failed requests (network errors, 5xx) are retried. 4xx answers are never retried. */
+/** How failed requests (an unreachable service, a restarting lock object) are retried. */
 export interface RetryOptions {
   /**
    * Retries after the first attempt. Renewals ignore this and retry until the lease's deadline.
@@ -14,7 +15,7 @@ export interface RetryOptions {
   retries?: number;
   /** First backoff ceiling; each retry doubles it, and the actual delay is random below it (full jitter). @default 100 */
   minDelayMs?: number;
-  /** Largest backoff ceiling. Kept below REPOLL_GRACE_MS so a retried wait keeps its queue place. @default 2000 */
+  /** Largest backoff ceiling. Kept well below REPOLL_GRACE_MS so a retried wait keeps its queue place. @default 2000 */
   maxDelayMs?: number;
 }
 
@@ -32,16 +33,110 @@ export function resolveRetry(options: RetryOptions | undefined): ResolvedRetry {
   };
 }
 
+/**
+ * Whether the same request may succeed when sent again, per code. Only transient conditions are: the
+ * service was unreachable or slow (`network_error`), or a lock object restarted or was overloaded
+ * (`unavailable`). `internal` is the server's own bug and is not retried blindly; everything else is an
+ * answer that another try would only repeat. A `Record`, so a new code is a compile error until decided.
+ */
+export const RETRYABLE: Readonly<Record<ErrorCode | ClientErrorCode, boolean>> = {
+  network_error: true,
+  unavailable: true,
+  internal: false,
+  bad_response: false,
+  lock_held: false,
+  lock_delay: false,
+  waiters_ahead: false,
+  too_many_waiters: false,
+  too_many_sessions: false,
+  upgrade_required: false,
+  invalid_frame: false,
+  not_held: false,
+  lease_ended: false,
+  limit_mismatch: false,
+  upgrade_not_supported: false,
+  wait_cancelled: false,
+  reentrant_mismatch: false,
+  too_many_holds: false,
+  invalid_name: false,
+  invalid_body: false,
+  malformed_json: false,
+  invalid_ttl: false,
+  invalid_wait: false,
+  invalid_owner: false,
+  invalid_lease_id: false,
+  invalid_mode: false,
+  invalid_limit: false,
+  invalid_permits: false,
+  permits_exceed_limit: false,
+  invalid_reentrant: false,
+  holder_key_required: false,
+  invalid_holder_key: false,
+  invalid_repoll: false,
+  invalid_query: false,
+  invalid_lock_delay: false,
+  unsupported_media_type: false,
+  body_too_large: false,
+  not_found: false,
+  method_not_allowed: false,
+  unauthorized: false,
+  forbidden: false,
+  forbidden_scope: false,
+  auth_not_configured: false,
+  invalid_argument: false,
+  lease_expired: false,
+  deadline: false,
+  fenced: false,
+  grant_mismatch: false,
+};
+
+/** Whether a failure may succeed on another try: decided by its code alone (RETRYABLE). */
+export function isRetryable(error: unknown): boolean {
+  return isEdgelockError(error) && Object.hasOwn(RETRYABLE, error.code) && RETRYABLE[error.code];
+}
+
+/** The service's hint (`retryAfterMs` or `Retry-After`) for when to try again, or 0 without one. */
+export function retryAfterMsOf(error: unknown): number {
+  if (typeof error !== "object" || error === null || !("retryAfterMs" in error)) return 0;
+  const { retryAfterMs } = error;
+  return typeof retryAfterMs === "number" && retryAfterMs > 0 ? retryAfterMs : 0;
+}
+
 /** Delay before retry number `attempt` (0-based): random in [0, min(max, min·2^attempt)], at least a server's Retry-After. */
 export function backoffDelayMs(attempt: number, retry: ResolvedRetry, retryAfterMs = 0): number {
   const ceiling = Math.min(retry.maxDelayMs, retry.minDelayMs * 2 ** attempt);
   return Math.max(Math.floor(Math.random() * ceiling), Math.min(retryAfterMs, retry.maxDelayMs));
 }
 
-/** Whether a failure may succeed on another try: network errors, timeouts and 5xx, never 4xx. */
-export function isRetryable(error: unknown): boolean {
-  if (error instanceof ServiceError) return error.status === undefined || error.status >= 500;
-  return !(error instanceof EdgelockError);
+export interface RetryPlan {
+  policy: ResolvedRetry;
+  /** Stops retrying (rejects with its reason) when it aborts; also cuts a backoff sleep short. */
+  signal?: AbortSignal | undefined;
+  /**
+   * Retry until this local time (epoch ms) instead of `policy.retries` times: the last failure is thrown
+   * once the next try could not start before it.
+   */
+  until?: number | undefined;
+}
+
+/**
+ * Runs `attempt` until it succeeds, fails with a non-retryable error, or the plan runs out; then throws
+ * the last error. `attempt` gets the 0-based try number.
+ */
+export async function retrying<T>(attempt: (n: number) => Promise<T>, plan: RetryPlan): Promise<T> {
+  for (let n = 0; ; n++) {
+    try {
+      return await attempt(n);
+    } catch (error) {
+      plan.signal?.throwIfAborted();
+      if (!isRetryable(error)) throw error;
+      const delay = backoffDelayMs(n, plan.policy, retryAfterMsOf(error));
+      if (plan.until === undefined ? n >= plan.policy.retries : Date.now() + delay >= plan.until) {
+        throw error;
+      }
+      await sleep(delay, plan.signal);
+    }
+  }
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
@@ -74,52 +169,4 @@ export function unrefTimer<T>(timer: T): T {
     if (typeof unref === "function") unref.call(timer);
   }
   return timer;
-}
-
-/** A signal that aborts when any input aborts or `timeoutMs` passes; `dispose` drops the listeners. */
-export function linkSignals(
-  signals: readonly (AbortSignal | undefined)[],
-  timeoutMs?: number,
-): { signal: AbortSignal; dispose: () => void } {
-  // Hand-rolled rather than AbortSignal.any/timeout: Node 18 lacks `any`, and timeout timers can't be unref'd.
-  const controller = new AbortController();
-  const cleanups: (() => void)[] = [];
-  const dispose = (): void => {
-    for (const cleanup of cleanups.splice(0)) cleanup();
-  };
-  for (const input of signals) {
-    if (input === undefined) continue;
-    if (input.aborted) {
-      controller.abort(input.reason);
-      break;
-    }
-    const onAbort = (): void => {
-      controller.abort(input.reason);
-      dispose();
-    };
-    input.addEventListener("abort", onAbort, { once: true });
-    cleanups.push(() => input.removeEventListener("abort", onAbort));
-  }
-  if (timeoutMs !== undefined && !controller.signal.aborted) {
-    const timer = unrefTimer(
-      setTimeout(() => {
-        controller.abort(new TimeoutError(timeoutMs));
-        dispose();
-      }, timeoutMs),
-    );
-    cleanups.push(() => clearTimeout(timer));
-  }
-  if (controller.signal.aborted) dispose();
-  return { signal: controller.signal, dispose };
-}
-
-/** A request ran past its time budget; treated as a network failure (retryable). */
-export class TimeoutError extends Error {
-  override name = "TimeoutError";
-  readonly timeoutMs: number;
-
-  constructor(timeoutMs: number) {
-    super(`no answer within ${timeoutMs}ms`);
-    this.timeoutMs = timeoutMs;
-  }
 }

@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import {
   EdgelockClient,
   FencedWriteError,
+  type FetchLike,
   fencedWrite,
   isEdgelockError,
   LeaseLostError,
@@ -22,6 +23,24 @@ const client = new EdgelockClient({
   fetch: (input, init) => exports.default.fetch(input, init),
   owner: "runtime-test",
 });
+
+const workerFetch: FetchLike = (input, init) => exports.default.fetch(input, init);
+
+/** A client whose requests are recorded (action and body) on their way to the real Worker. */
+function recordingClient(options: { owner?: string; holderKey?: string; fetch?: FetchLike } = {}) {
+  const sent: { action: string; body: Record<string, unknown> }[] = [];
+  const recording = new EdgelockClient({
+    url: "https://edgelock.test",
+    owner: options.owner,
+    holderKey: options.holderKey,
+    fetch: (input, init) => {
+      const action = new URL(input).pathname.split("/")[4] ?? "inspect";
+      sent.push({ action, body: typeof init.body === "string" ? JSON.parse(init.body) : {} });
+      return (options.fetch ?? workerFetch)(input, init);
+    },
+  });
+  return { client: recording, sent };
+}
 
 let counter = 0;
 function lockName(label: string): string {
@@ -226,5 +245,213 @@ describe("EdgelockClient in the Workers runtime", () => {
     await expect(fencedWrite(old.token, write("stale"))).rejects.toBeInstanceOf(FencedWriteError);
     expect(stored).toEqual({ fence: current.token, value: "new" });
     await current.release();
+  });
+
+  it("refuses options without a service URL or binding with a ValidationError, not a TypeError", () => {
+    expect(() => new EdgelockClient({ url: undefined })).toThrow(ValidationError);
+    expect(() => new EdgelockClient({ url: "locks.example.com" })).toThrow(/options.url/);
+    expect(() => new EdgelockClient(undefined as unknown as { url: string })).toThrow(ValidationError);
+    expect(() => new EdgelockClient({ url: "https://x", holderKey: "short" })).toThrow(/holderKey/);
+  });
+
+  it("retries a restarting lock object (unavailable) but not the server's own bug (internal)", async () => {
+    const name = lockName("retry-codes");
+    const answers = { unavailable: 0, internal: 0 };
+    const failingOnce = (code: "unavailable" | "internal", status: number): EdgelockClient =>
+      new EdgelockClient({
+        url: "https://edgelock.test",
+        retry: { retries: 2, minDelayMs: 1, maxDelayMs: 1 },
+        fetch: async (input, init) => {
+          answers[code] += 1;
+          if (answers[code] > 1) return workerFetch(input, init);
+          const body = { type: "t", title: code, status, detail: code, code };
+          return Response.json(body, { status, headers: { "content-type": "application/problem+json" } });
+        },
+      });
+    const lease = await failingOnce("unavailable", 503).acquire(name, { ttl: "10s" });
+    expect(answers.unavailable).toBe(2);
+    await lease.release();
+    await expect(failingOnce("internal", 500).acquire(name, { ttl: "10s" })).rejects.toMatchObject({
+      code: "internal",
+    });
+    expect(answers.internal).toBe(1);
+  });
+
+  it("sends a holderKey with reentrant acquires only, and re-enters with it", async () => {
+    const name = lockName("reentrant");
+    const { client: reentrant, sent } = recordingClient({ owner: "re", holderKey: "holder-key-of-test-1" });
+    const first = await reentrant.acquire(name, { ttl: "10s", reentrant: true });
+    const second = await reentrant.acquire(name, { ttl: "10s", reentrant: true });
+    expect(second.token).toBe(first.token);
+    expect(second.holdCount).toBe(2);
+    const acquires = sent.filter((r) => r.action === "acquire").map((r) => r.body);
+    expect(acquires).toEqual([
+      expect.objectContaining({ reentrant: true, holderKey: "holder-key-of-test-1" }),
+      expect.objectContaining({ reentrant: true, holderKey: "holder-key-of-test-1" }),
+    ]);
+    // Another client (another random holderKey) is another holder: it does not re-enter.
+    const other = new EdgelockClient({ url: "https://edgelock.test", fetch: workerFetch });
+    await expect(other.acquire(name, { ttl: "10s", reentrant: true })).rejects.toBeInstanceOf(LockHeldError);
+    const plain = await reentrant.acquire(lockName("plain"), { ttl: "10s" });
+    expect(sent.at(-1)?.body).not.toHaveProperty("holderKey");
+    await plain.release();
+    await second.release();
+    await first.release();
+    expect((await client.status(name)).held).toBe(false);
+  });
+
+  it("never lets rw.write() run under the shared lease its holder already has", async () => {
+    const rw = new ReadWriteLock(
+      new EdgelockClient({ url: "https://edgelock.test", fetch: workerFetch, owner: "rw" }),
+      lockName("rw-reentrant"),
+    );
+    const read = await rw.read({ ttl: "10s", reentrant: true });
+    let wrote = false;
+    const error = await rw
+      .withWrite(
+        () => {
+          wrote = true;
+        },
+        { reentrant: true },
+      )
+      .catch((e: unknown) => e);
+    expect(wrote).toBe(false);
+    expect(error).toBeInstanceOf(ValidationError);
+    // The client's own check (grant_mismatch), or the server's refusal (reentrant_mismatch).
+    expect(["grant_mismatch", "reentrant_mismatch"]).toContain((error as ValidationError).code);
+    // Whatever hold the write added was given back: the reader's single hold remains.
+    expect((await client.status(rw.name)).holders).toEqual([
+      expect.objectContaining({ token: read.token, mode: "shared", holdCount: 1 }),
+    ]);
+    await read.release();
+  });
+
+  it("refuses a grant of another mode than asked, and releases the hold it added", async () => {
+    const name = lockName("mismatch");
+    // The transport sees a shared lease where the server granted an exclusive one.
+    const { client: lying } = recordingClient({
+      fetch: async (input, init) => {
+        const res = await workerFetch(input, init);
+        if (!input.endsWith("/acquire") || res.status !== 200) return res;
+        return Response.json({ ...(await res.json<object>()), mode: "shared" });
+      },
+    });
+    const error = await lying.acquire(name, { ttl: "10s" }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: "ValidationError", code: "grant_mismatch" });
+    expect((error as Error).message).toMatch(/exclusive.*shared/);
+    const view = await client.status(name);
+    expect(view).toMatchObject({ held: false, lastToken: 1 });
+  });
+
+  it("sends the cancel of an aborted wait from the abort itself, before the holder's release", async () => {
+    const name = lockName("cancel");
+    const holder = await client.acquire(name, { ttl: "10s" });
+    const { client: waiter, sent } = recordingClient();
+    const controller = new AbortController();
+    const waiting = waiter.acquire(name, { ttl: "10s", wait: "5s", signal: controller.signal });
+    await expect.poll(async () => (await client.status(name)).waiters).toBe(1);
+    controller.abort(new Error("changed my mind"));
+    // Already on its way when abort() returns: not after the aborted request has failed, by when the
+    // holder's release (next line) could have handed the lock to a waiter nobody waits for (issue 13).
+    expect(sent.map((r) => r.action)).toEqual(["acquire", "release"]);
+    const released = holder.release();
+    await expect(waiting).rejects.toThrow("changed my mind");
+    await released;
+    // Cancelled before the release, or granted and given back at once: either way nobody holds it.
+    expect(await client.status(name)).toMatchObject({ held: false, waiters: 0 });
+    expect(sent.filter((r) => r.action === "release")).toHaveLength(1);
+  });
+
+  it("sends no repoll on a wait that one request covers", async () => {
+    const name = lockName("no-repoll");
+    const { client: recorded, sent } = recordingClient();
+    const lease = await recorded.acquire(name, { ttl: "10s", wait: "5s" });
+    expect(sent[0]?.body).toMatchObject({ waitMs: 5_000 });
+    expect(sent[0]?.body).not.toHaveProperty("repoll");
+    await lease.release();
+  });
+
+  describe("withLocks", () => {
+    it("acquires in sorted order, hands leases back in the caller's order, releases in reverse", async () => {
+      const [a, b, c] = ["a", "b", "c"].map((x) => `${lockName("multi")}-${x}`) as [string, string, string];
+      const { client: recorded, sent } = recordingClient();
+      const tokens = await recorded.withLocks([c, a, b], async (leases, signal) => {
+        expect(leases.map((l) => l.name)).toEqual([c, a, b]);
+        expect(signal.aborted).toBe(false);
+        for (const name of [a, b, c]) expect((await client.status(name)).held).toBe(true);
+        return leases.map((l) => l.token);
+      });
+      expect(tokens).toHaveLength(3);
+      const order = (action: string) =>
+        sent.filter((r) => r.action === action).map((r) => r.body.leaseId as string);
+      const acquired = order("acquire");
+      expect(acquired).toHaveLength(3);
+      expect(order("release")).toEqual([...acquired].reverse());
+      for (const name of [a, b, c]) expect((await client.status(name)).held).toBe(false);
+    });
+
+    it("is all or nothing: a lock it cannot get in time releases the ones it took", async () => {
+      const [a, b, c] = ["a", "b", "c"].map((x) => `${lockName("all")}-${x}`) as [string, string, string];
+      const blocker = await client.acquire(b, { ttl: "10s", owner: "blocker" });
+      let ran = false;
+      const error = await client
+        .withLocks(
+          [c, b, a],
+          () => {
+            ran = true;
+          },
+          { wait: 300 },
+        )
+        .catch((e: unknown) => e);
+      expect(ran).toBe(false);
+      expect(error).toBeInstanceOf(LockHeldError);
+      expect((await client.status(a)).held).toBe(false);
+      // Sorted order: c comes after b, so it was never taken.
+      expect((await client.status(c)).lastToken).toBe(0);
+      await blocker.release();
+    });
+
+    it("never deadlocks two callers that name the same locks in opposite orders", async () => {
+      const [a, b] = ["a", "b"].map((x) => `${lockName("dl")}-${x}`) as [string, string];
+      const inside: string[] = [];
+      const work = (who: string) => async () => {
+        inside.push(`${who} in`);
+        await new Promise((r) => setTimeout(r, 50));
+        inside.push(`${who} out`);
+      };
+      await Promise.all([
+        client.withLocks([a, b], work("first"), { ttl: "10s", wait: "5s" }),
+        client.withLocks([b, a], work("second"), { ttl: "10s", wait: "5s" }),
+      ]);
+      expect(inside).toHaveLength(4);
+      expect(inside[1]).toBe(inside[0]?.replace("in", "out"));
+    });
+
+    it("aborts fn's signal when one lease is lost, releases the others and rejects with the loss", async () => {
+      const [a, b] = ["a", "b"].map((x) => `${lockName("lost")}-${x}`) as [string, string];
+      const error = await client
+        .withLocks(
+          [a, b],
+          async ([, second], signal) => {
+            await workerFetch(`https://edgelock.test/v1/locks/${b}/release`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ leaseId: second?.leaseId }),
+            });
+            await new Promise((resolve) => signal.addEventListener("abort", resolve));
+            return "done";
+          },
+          { ttl: 600 },
+        )
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LeaseLostError);
+      expect(error).toMatchObject({ reason: "released" });
+      expect((await client.status(a)).held).toBe(false);
+    });
+
+    it("refuses an empty list and a name given twice", async () => {
+      await expect(client.withLocks([], () => 1)).rejects.toBeInstanceOf(ValidationError);
+      await expect(client.withLocks(["x1", "x1"], () => 1)).rejects.toThrow(/listed twice/);
+    });
   });
 });

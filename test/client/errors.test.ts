@@ -10,6 +10,7 @@ import {
   type ErrorCode,
   errorFromProblem,
   isEdgelockError,
+  isRetryable,
   LeaseLostError,
   LockHeldError,
   parseDuration,
@@ -25,6 +26,7 @@ describe("errorFromProblem", () => {
   it.each([
     ["lock_held", LockHeldError],
     ["lock_delay", LockHeldError],
+    ["waiters_ahead", LockHeldError],
     ["too_many_waiters", LockHeldError],
     ["not_held", LeaseLostError],
     ["lease_ended", LeaseLostError],
@@ -49,7 +51,12 @@ describe("errorFromProblem", () => {
       problem("lock_held", { retryAfterMs: 1200, holders: [holder], position: 2 }),
       409,
     );
-    expect(held).toMatchObject({ retryAfterMs: 1200, holder, position: 2 });
+    expect(held).toMatchObject({ retryAfterMs: 1200, holder, position: 2, holderCount: 1 });
+    const queued = errorFromProblem(
+      problem("waiters_ahead", { holders: [holder], holderCount: 9, position: 1, leaseId: "q".repeat(16) }),
+      409,
+    );
+    expect(queued).toMatchObject({ holderCount: 9, position: 1, leaseId: "q".repeat(16) });
     const lost = errorFromProblem(problem("not_held", { reason: "expired" }), 409);
     expect(lost).toMatchObject({ reason: "expired" });
   });
@@ -59,6 +66,21 @@ describe("errorFromProblem", () => {
     expect(errorFromProblem(unknown, 401)).toBeInstanceOf(AuthError);
     expect(errorFromProblem(unknown, 400)).toBeInstanceOf(ValidationError);
     expect(errorFromProblem(unknown, 502)).toBeInstanceOf(ServiceError);
+  });
+});
+
+describe("isRetryable", () => {
+  it("retries only transient failures, decided by code", () => {
+    expect(isRetryable(new ServiceError("network_error", "reset"))).toBe(true);
+    expect(isRetryable(errorFromProblem(problem("unavailable"), 503))).toBe(true);
+    // The server's own bug is not retried blindly, nor is any answer another try would repeat.
+    expect(isRetryable(errorFromProblem(problem("internal"), 500))).toBe(false);
+    expect(isRetryable(new ServiceError("bad_response", "a proxy page", { status: 200 }))).toBe(false);
+    expect(isRetryable(errorFromProblem(problem("lock_held"), 409))).toBe(false);
+    expect(isRetryable(errorFromProblem(problem("invalid_ttl"), 400))).toBe(false);
+    // Not ours (a caller's abort reason, say): never retried.
+    expect(isRetryable(new Error("aborted"))).toBe(false);
+    expect(isRetryable({ ...problem("internal"), code: "brand_new" })).toBe(false);
   });
 });
 

@@ -1,14 +1,15 @@
 /**
  * The `edgelock` CLI as a real process against `wrangler dev`: mutual exclusion of `run`, exit codes per
- * error class, the script commands, and SIGTERM to a command whose lease is lost.
+ * error class, the script commands, and the command's whole process group stopped when its lease is lost.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_CODES } from "../../client/src/cli.ts";
 import { EdgelockClient } from "../../client/src/index.ts";
-import { buildClient } from "./helpers/build-client.ts";
+import { buildClient, REPO_ROOT } from "./helpers/build-client.ts";
 import { runCli, startCli } from "./helpers/cli.ts";
 import { NO_AUTH, rawRelease, rawStatus, uniqueName } from "./helpers/lock-http.ts";
 import { type DevServer, freePort, startWranglerDev } from "./helpers/wrangler-dev.ts";
@@ -75,6 +76,7 @@ describe("edgelock CLI", () => {
     expect(result.stdout).not.toContain("ran");
     expect(result.stderr.trim().split("\n")).toHaveLength(1);
     expect(result.stderr).toContain("held by blocker");
+    expect(result.stderr.trim()).toMatch(/\[lock_held\]$/);
     await lease.release();
   });
 
@@ -140,6 +142,112 @@ describe("edgelock CLI", () => {
     const result = await done;
     expect(result.code).toBe(EXIT_CODES.lost);
     expect(result.stderr).toContain(`lost the lock ${name}`);
+    expect(result.stderr).toContain("[not_held]");
     expect(await readFile(marker, "utf8")).toBe("started\nterm\n");
   });
+
+  it("prints its version", async () => {
+    const pkg = JSON.parse(await readFile(join(REPO_ROOT, "client/package.json"), "utf8")) as {
+      version: string;
+    };
+    expect(await runCli(["--version"], env)).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
+  });
+
+  it("leaves nothing of the command's tree running after a force-release, even what ignores SIGTERM", async () => {
+    const name = uniqueName("cli-tree");
+    const dir = join(scratch, name);
+    await mkdir(dir);
+    // The command ignores SIGTERM (so do its children: an ignored signal stays ignored across exec) and
+    // starts a grandchild; it records its own pid (the group's id), the grandchild's, and its environment.
+    const grandchild = `echo $$ > ${dir}/grandchild; while true; do sleep 1; done`;
+    const command = [
+      "trap '' TERM",
+      `echo "$EDGELOCK_LOCK|$EDGELOCK_FENCE|$EDGELOCK_LEASE_ID|\${EDGELOCK_TOKEN-unset}" > ${dir}/env`,
+      `sh -c '${grandchild}' &`,
+      `echo $$ > ${dir}/leader`,
+      "wait",
+    ].join("\n");
+    const { done } = startCli(["run", name, "--ttl", "900ms", "--", "sh", "-c", command], {
+      ...env,
+      EDGELOCK_TOKEN: "elk_secret_that_must_not_leak",
+    });
+    await expect
+      .poll(() => readFile(join(dir, "grandchild"), "utf8").catch(() => ""), { timeout: 20_000 })
+      .not.toBe("");
+    const pgid = Number(await readFile(join(dir, "leader"), "utf8"));
+    const grandchildPid = Number(await readFile(join(dir, "grandchild"), "utf8"));
+    expect(groupMembers(pgid)).toContain(grandchildPid);
+    const [lock, fence, leaseId, token] = (await readFile(join(dir, "env"), "utf8")).trim().split("|");
+    const view = await rawStatus(dev.url, name);
+    expect({ lock, fence: Number(fence), token }).toEqual({
+      lock: name,
+      fence: view.lastToken,
+      token: "unset",
+    });
+    expect(leaseId).toMatch(/^[A-Za-z0-9_-]{16,128}$/);
+
+    const forced = await fetch(`${dev.url}/v1/locks/${name}/force-release`, { method: "POST" });
+    expect(forced.status).toBe(200);
+    // Lost at the next renewal (a third of the TTL), SIGTERM ignored, SIGKILL 10 s later: well within 12 s.
+    await expect.poll(() => groupMembers(pgid), { timeout: 12_000, interval: 250 }).toEqual([]);
+    const result = await done;
+    expect(result.code).toBe(EXIT_CODES.lost);
+    expect(result.stderr).toContain(`lost the lock ${name}`);
+    expect(groupMembers(pgid)).toEqual([]);
+  });
+
+  it("stops what the command left running in the background before it releases the lock", async () => {
+    const name = uniqueName("cli-leftover");
+    const pidFile = join(scratch, `${name}.pid`);
+    const result = await runCli(
+      ["run", name, "--", "sh", "-c", `sleep 60 & echo $! > ${pidFile}; echo $$ >> ${pidFile}`],
+      env,
+    );
+    expect(result.code).toBe(0);
+    const [sleeper, pgid] = (await readFile(pidFile, "utf8")).trim().split("\n").map(Number);
+    expect(groupMembers(pgid ?? 0)).toEqual([]);
+    expect(isRunning(sleeper ?? 0)).toBe(false);
+    expect((await rawStatus(dev.url, name)).held).toBe(false);
+  });
+
+  it("holds several locks for one command, naming them and their tokens in the order given", async () => {
+    const [b, a] = [uniqueName("cli-multi-b"), uniqueName("cli-multi-a")];
+    const out = join(scratch, `${a}.env`);
+    const result = await runCli(
+      ["run", b, a, "--ttl", "5s", "--", "sh", "-c", `echo "$EDGELOCK_LOCK|$EDGELOCK_FENCE" > ${out}`],
+      env,
+    );
+    expect(result.code).toBe(0);
+    const [locks, fences] = (await readFile(out, "utf8")).trim().split("|");
+    expect(locks).toBe(`${b} ${a}`);
+    expect(fences).toBe("1 1");
+    expect((await rawStatus(dev.url, a)).held).toBe(false);
+    expect((await rawStatus(dev.url, b)).held).toBe(false);
+  });
 });
+
+/** Live (not zombie) processes of process group `pgid`, from /proc. */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(Number(entry));
+    if (fields !== null && Number(fields[2]) === pgid && fields[0] !== "Z") members.push(Number(entry));
+  }
+  return members;
+}
+
+function isRunning(pid: number): boolean {
+  const fields = statFields(pid);
+  return fields !== null && fields[0] !== "Z";
+}
+
+/** /proc/PID/stat after the command name: state, ppid, pgrp, ...; null when the process is gone. */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  } catch {
+    return null;
+  }
+}

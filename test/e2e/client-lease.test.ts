@@ -191,8 +191,12 @@ describe("client against wrangler dev", () => {
       const name = uniqueName("long-wait");
       const client = makeClient();
       let acquires = 0;
+      const bodies: { waitMs?: number; repoll?: boolean; leaseId?: string }[] = [];
       const counting = makeClient((input, init) => {
-        if (isAction(input, "acquire")) acquires += 1;
+        if (isAction(input, "acquire")) {
+          acquires += 1;
+          bodies.push(JSON.parse(String(init.body)));
+        }
         return fetch(input, init);
       });
       const holder = await client.acquire(name, { ttl: "60s" });
@@ -202,6 +206,12 @@ describe("client against wrangler dev", () => {
       await holder.release();
       const lease = await waiting;
       expect(lease.token).toBe(holder.token + 1);
+      // Every request after which the client re-polls promised it; the last one (its wait reaches the
+      // end of the budget) did not. All carried the same leaseId.
+      expect(bodies).toHaveLength(2);
+      expect(bodies[0]).toMatchObject({ waitMs: MAX_WAIT_MS, repoll: true });
+      expect(bodies[1]).not.toHaveProperty("repoll");
+      expect(new Set(bodies.map((b) => b.leaseId)).size).toBe(1);
       await lease.release();
     },
     MAX_WAIT_MS + 60_000,

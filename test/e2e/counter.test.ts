@@ -3,19 +3,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { type DevServer, startWranglerDev } from "./helpers/wrangler-dev.ts";
+import { expect, it } from "vitest";
+import { useServer } from "./helpers/wrangler-dev.ts";
 
 const run = promisify(execFile);
 const WORKER = resolve(import.meta.dirname, "helpers/counter-worker.mjs");
-let server: DevServer;
-
-beforeAll(async () => {
-  server = await startWranglerDev();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useServer();
 
 it("keeps a shared counter exact: 3 OS processes × 300 locked increments end at 900", async () => {
   const file = join(mkdtempSync(join(tmpdir(), "edgelock-counter-")), "counter");

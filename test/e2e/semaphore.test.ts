@@ -1,19 +1,12 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { type DevServer, startWranglerDev } from "./helpers/wrangler-dev.ts";
+import { expect, it } from "vitest";
+import { useServer } from "./helpers/wrangler-dev.ts";
 
 const run = promisify(execFile);
 const WORKER = resolve(import.meta.dirname, "helpers/semaphore-worker.mjs");
-let server: DevServer;
-
-beforeAll(async () => {
-  server = await startWranglerDev();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = useServer();
 
 /** The most spans open at any instant; a leave at the same instant as an enter counts first. */
 function peakOverlap(spans: [number, number][]): number {

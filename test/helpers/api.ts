@@ -33,18 +33,6 @@ export const release = (name: string, leaseId: string) =>
   call("POST", `/v1/locks/${name}/release`, { leaseId });
 export const inspect = (name: string) => call("GET", `/v1/locks/${name}`);
 
-let counter = 0;
-/** A unique, valid leaseId for a test. */
-export function lid(tag = "lease"): string {
-  counter += 1;
-  return `${tag}-${counter}-${crypto.randomUUID().slice(0, 8)}`.padEnd(16, "x");
-}
-
-/** A unique lock name per test: isolation in this runtime is per file, not per test. */
-export function lockName(tag: string): string {
-  return `${tag}-${crypto.randomUUID().slice(0, 8)}`;
-}
-
 export function tick(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

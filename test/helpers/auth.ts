@@ -73,7 +73,8 @@ export interface CallInit {
   env?: Env;
 }
 
-export async function call(path: string, init: CallInit = {}): Promise<Response> {
+/** Sends a request through the Hono app with the fixture keys configured (or `init.env`), as `init.key`. */
+export async function callAs(path: string, init: CallInit = {}): Promise<Response> {
   const headers: Record<string, string> = { ...init.headers };
   if (init.key !== undefined) headers.authorization = `Bearer ${KEYS[init.key]}`;
   if (init.authorization !== undefined) headers.authorization = init.authorization;
@@ -84,15 +85,4 @@ export async function call(path: string, init: CallInit = {}): Promise<Response>
     { method, headers, ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }) },
     init.env ?? (await secured()),
   );
-}
-
-let counter = 0;
-/** A fresh lock name under `prefix`, so tests in one file never share a lock. */
-export function lockName(prefix: string): string {
-  counter += 1;
-  return `${prefix}t${counter}-${crypto.randomUUID().slice(0, 8)}`;
-}
-
-export function leaseId(tag: string): string {
-  return `${tag}-${crypto.randomUUID().replaceAll("-", "")}`;
 }

@@ -21,10 +21,13 @@ export async function expireAllByAlarm(name: string): Promise<void> {
 }
 
 /** Waits until the lock object has `n` waiters queued, so that arrival order is known. */
-export async function untilWaiters(name: string, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if ((await inspect(name)).body.waiters === n) return;
+export async function untilWaiters(name: string, n: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen = -1;
+  while (Date.now() < deadline) {
+    seen = (await inspect(name)).body.waiters;
+    if (seen === n) return;
     await tick(5);
   }
-  throw new Error(`never saw ${n} waiters on ${name}`);
+  throw new Error(`never saw ${n} waiters on ${name} (last: ${seen})`);
 }

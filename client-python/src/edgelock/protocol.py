@@ -16,6 +16,12 @@ MAX_WAIT_MS = 25_000
 REPOLL_GRACE_MS = 3_000
 #: How long a waiter that sent `repoll: true` keeps its turn after its request's wait ran out.
 REPOLL_RESERVE_MS = 500
+#: Longest a session's acquire may wait (a session's grant is pushed).
+MAX_SESSION_WAIT_MS = 86_400_000
+#: Sessions (WebSockets): ping period, silence after which a session is closed, sessions per lock.
+SESSION_PING_MS = 5_000
+SESSION_TIMEOUT_MS = 15_000
+MAX_SESSIONS = 1_000
 MAX_WAITERS = 1_000
 MAX_LIMIT = 10_000
 MAX_LOCK_DELAY_MS = 60_000
@@ -39,7 +45,7 @@ LOCK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 LEASE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
 
 LOCK_MODES = ("exclusive", "shared")
-NOT_HELD_REASONS = ("expired", "released", "unknown", "queued", "cancelled", "forced")
+NOT_HELD_REASONS = ("expired", "released", "unknown", "queued", "cancelled", "forced", "session_closed")
 
 #: Every `code` an error answer can carry, with its HTTP status.
 ERROR_CODES = {
@@ -54,6 +60,7 @@ ERROR_CODES = {
     "reentrant_mismatch": 409,
     "too_many_holds": 409,
     "too_many_waiters": 429,
+    "too_many_sessions": 429,
     "invalid_name": 400,
     "invalid_body": 400,
     "malformed_json": 400,
@@ -71,6 +78,8 @@ ERROR_CODES = {
     "invalid_repoll": 400,
     "invalid_query": 400,
     "invalid_lock_delay": 400,
+    "upgrade_required": 426,
+    "invalid_frame": 400,
     "unsupported_media_type": 415,
     "body_too_large": 413,
     "not_found": 404,

@@ -4,16 +4,26 @@
  */
 import type { LockView } from "../../../client/src/protocol.ts";
 
-export async function rawRelease(baseUrl: string, name: string, leaseId: string): Promise<Response> {
+/** `Authorization` for `key`, or no header (for a server with auth off). */
+function auth(key: string | undefined): Record<string, string> {
+  return key === undefined ? {} : { authorization: `Bearer ${key}` };
+}
+
+export async function rawRelease(
+  baseUrl: string,
+  name: string,
+  leaseId: string,
+  key?: string,
+): Promise<Response> {
   return fetch(`${baseUrl}/v1/locks/${name}/release`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...auth(key) },
     body: JSON.stringify({ leaseId }),
   });
 }
 
-export async function rawStatus(baseUrl: string, name: string): Promise<LockView> {
-  const res = await fetch(`${baseUrl}/v1/locks/${name}`);
+export async function rawStatus(baseUrl: string, name: string, key?: string): Promise<LockView> {
+  const res = await fetch(`${baseUrl}/v1/locks/${name}`, { headers: auth(key) });
   if (!res.ok) throw new Error(`status of ${name}: HTTP ${res.status}`);
   return (await res.json()) as LockView;
 }

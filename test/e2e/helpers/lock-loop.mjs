@@ -15,9 +15,11 @@ export async function post(url, lock, action, body) {
  * place in the queue), and returns the lease. Throws on anything but a grant.
  */
 export async function acquireWaiting(url, lock, fields) {
-  const req = { ttlMs: 10_000, waitMs: 25_000, leaseId: randomUUID(), ...fields };
+  // repoll: this loop always comes back at once when a request's wait runs out, so it keeps its turn.
+  const req = { ttlMs: 10_000, waitMs: 25_000, leaseId: randomUUID(), repoll: true, ...fields };
   let r = await post(url, lock, "acquire", req);
-  while (r.status === 409 && r.body.code === "lock_held") r = await post(url, lock, "acquire", req);
+  // Busy (held, or earlier waiters queued) and queued: re-poll at once with the same leaseId.
+  while (r.status === 409 && r.body.position !== undefined) r = await post(url, lock, "acquire", req);
   if (r.status !== 200) throw new Error(`acquire failed: ${JSON.stringify(r)}`);
   return r.body;
 }

@@ -3,6 +3,7 @@
  * `direct`, what `npm start` serves, or `wrangler-dev`), so every e2e test runs against both. Auth is off
  * unless a test passes its own vars. Not a launcher of its own: chaos and bench start servers the same way.
  */
+import { afterAll, beforeAll } from "vitest";
 import { freePort, type LocalPath, parseLocalPath, startLocalServer } from "../../../scripts/local-server.ts";
 
 export { freePort };
@@ -33,6 +34,32 @@ export async function startServer(opts: DevServerOptions = {}): Promise<DevServe
     ...(opts.port !== undefined ? { port: opts.port } : {}),
   });
   return { url: server.url, persistDir: server.persistTo, stop: server.stop };
+}
+
+/**
+ * A server for the tests of one file: started before them, stopped after them. Read `.url` inside tests.
+ */
+export function useServer(opts: DevServerOptions = {}): DevServer {
+  let server: DevServer | undefined;
+  beforeAll(async () => {
+    server = await startServer(opts);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const started = (): DevServer => {
+    if (server === undefined) throw new Error("the file's server is not started yet (use it inside a test)");
+    return server;
+  };
+  return {
+    get url() {
+      return started().url;
+    },
+    get persistDir() {
+      return started().persistDir;
+    },
+    stop: () => started().stop(),
+  };
 }
 
 /** The name tests have imported since the e2e suite ran on `wrangler dev` only; same as startServer. */
