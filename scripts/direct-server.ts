@@ -56,13 +56,9 @@ export async function serveDirect(o: DirectServerOptions): Promise<DirectServer>
       convertV4MiniflareOptions({
         ...workerOptions,
         name: config.name,
+        scriptPath: script,
         modulesRoot: outDir,
-        // The bundle's script first (the main module), then its text imports (the live pages' .html),
-        // which the bundler leaves as modules of their own beside it.
-        modules: [
-          { type: "ESModule", path: script },
-          ...textModules(outDir).map((path) => ({ type: "Text" as const, path })),
-        ],
+        modules: true,
         bindings: { ...configVars, ...o.vars },
         host: "127.0.0.1",
         port: o.entryPort ?? 0,
@@ -92,13 +88,6 @@ async function bundle(config: string, outDir: string): Promise<string> {
   const script = readdirSync(outDir).find((f) => /\.m?js$/.test(f));
   if (script === undefined) throw new Error(`wrangler deploy --dry-run wrote no script to ${outDir}`);
   return join(outDir, script);
-}
-
-/** The text modules of a bundle (wrangler's default Text rule: .txt, .html, .sql imports). */
-function textModules(outDir: string): string[] {
-  return readdirSync(outDir)
-    .filter((f) => /\.(txt|html|sql)$/.test(f))
-    .map((f) => join(outDir, f));
 }
 
 /** Wrangler's own Miniflare (5.x), so both local paths run the same workerd build. */

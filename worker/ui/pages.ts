@@ -3,14 +3,14 @@
  * `/ui/locks/{name}` (one lock: holders with a countdown, the queue, recent events, a timeline of holds).
  * The server renders the page shell; the data comes from the API, read in the browser with the key typed
  * into the page (kept in sessionStorage, sent as a header or a WebSocket subprotocol, never in a URL). No
- * build step and no external assets: the style and script are inline (ui/style.html, ui/script.html),
- * allowed by a per-response nonce in a Content-Security-Policy that allows nothing else.
+ * build step and no external assets: the style and script are inline (ui/style.ts, ui/script.ts), allowed
+ * by a per-response nonce in a Content-Security-Policy that allows nothing else.
  */
 import { html, raw } from "hono/html";
 import { SESSION_PING_MS, SESSION_PROTOCOL } from "../../client/src/protocol.ts";
 import { BEARER_SUBPROTOCOL } from "../auth.ts";
-import script from "./script.html";
-import style from "./style.html";
+import { PAGE_SCRIPT } from "./script.ts";
+import { PAGE_STYLE } from "./style.ts";
 
 export type Page = { kind: "directory" } | { kind: "lock"; name: string };
 
@@ -22,7 +22,6 @@ const CONFIG = JSON.stringify({
 });
 
 export async function renderPage(page: Page, nonce: string): Promise<string> {
-  const withNonce = (fragment: string) => raw(fragment.replaceAll("NONCE", nonce));
   const title = page.kind === "lock" ? `${page.name} · edgelock` : "Active locks · edgelock";
   const body =
     page.kind === "lock"
@@ -67,7 +66,7 @@ export async function renderPage(page: Page, nonce: string): Promise<string> {
     <meta name="viewport" content="width=device-width, initial-scale=1" />
     <title>${title}</title>
     <link rel="icon" href="data:," />
-    ${withNonce(style)}
+    <style nonce="${nonce}">${raw(PAGE_STYLE)}</style>
   </head>
   <body>
     <header class="row">
@@ -80,7 +79,7 @@ export async function renderPage(page: Page, nonce: string): Promise<string> {
     </header>
     ${body}
     <script nonce="${nonce}" id="config" type="application/json">${raw(CONFIG)}</script>
-    ${withNonce(script)}
+    <script nonce="${nonce}">${raw(PAGE_SCRIPT)}</script>
   </body>
 </html>`;
   return document.toString();

@@ -1,7 +1,13 @@
-<script nonce="NONCE">
+/**
+ * The live pages' script, inlined into each page under its nonce (pages.ts). It is a string, not a module
+ * of the Worker: the browser runs it. Kept in a TypeScript string so the Worker is one bundle (no text
+ * modules beside it, which every loader of the bundle would need to know about); its own backticks and
+ * interpolations are escaped here. The browser test (test/e2e/live-page.test.ts) runs it.
+ */
+export const PAGE_SCRIPT = `
   // The live pages' script (worker/ui/pages.ts renders the shell). It reads the API with the key typed into
   // the page, kept in sessionStorage only: sent as an Authorization header, or as the WebSocket subprotocol
-  // `bearer.<key>`, never in a URL. Data is put into the page as text, never as markup.
+  // \`bearer.<key>\`, never in a URL. Data is put into the page as text, never as markup.
   (() => {
     "use strict";
     const config = JSON.parse(document.getElementById("config").textContent);
@@ -15,7 +21,7 @@
     function status(text, kind) {
       const s = $("status");
       s.textContent = text;
-      s.className = `status ${kind || ""}`;
+      s.className = \`status \${kind || ""}\`;
     }
 
     function el(tag, props, ...children) {
@@ -31,21 +37,21 @@
 
     function duration(ms) {
       ms = Math.max(0, Math.round(ms));
-      if (ms < 10_000) return `${(ms / 1000).toFixed(1)} s`;
+      if (ms < 10_000) return \`\${(ms / 1000).toFixed(1)} s\`;
       const s = Math.floor(ms / 1000);
-      if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
-      return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+      if (s < 3600) return \`\${Math.floor(s / 60)}m \${String(s % 60).padStart(2, "0")}s\`;
+      return \`\${Math.floor(s / 3600)}h \${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m\`;
     }
 
     const clock = (at) => new Date(at - clockOffset).toLocaleTimeString();
-    const modeOf = (x) => (x.permits > 1 ? `${x.mode} ×${x.permits}` : x.mode);
+    const modeOf = (x) => (x.permits > 1 ? \`\${x.mode} ×\${x.permits}\` : x.mode);
 
     class ApiError extends Error {}
 
     async function api(path) {
-      const res = await fetch(path, { headers: { authorization: `Bearer ${key()}` }, cache: "no-store" });
+      const res = await fetch(path, { headers: { authorization: \`Bearer \${key()}\` }, cache: "no-store" });
       const body = await res.json().catch(() => null);
-      if (!res.ok) throw new ApiError(`${res.status} ${body?.code ?? ""}: ${body?.detail ?? res.statusText}`);
+      if (!res.ok) throw new ApiError(\`\${res.status} \${body?.code ?? ""}: \${body?.detail ?? res.statusText}\`);
       if (typeof body?.now === "number") clockOffset = body.now - Date.now();
       return body;
     }
@@ -64,21 +70,21 @@
       let prefix = "";
       async function load() {
         try {
-          const dir = await api(`/v1/locks?prefix=${encodeURIComponent(prefix)}`);
+          const dir = await api(\`/v1/locks?prefix=\${encodeURIComponent(prefix)}\`);
           const rows = dir.locks.map((l) =>
             el(
               "tr",
               { "data-lock": l.name },
-              el("td", {}, el("a", { href: `/ui/locks/${encodeURIComponent(l.name)}` }, l.name)),
+              el("td", {}, el("a", { href: \`/ui/locks/\${encodeURIComponent(l.name)}\` }, l.name)),
               el("td", {}, l.kind),
               el("td", {}, l.holderCount),
               el("td", {}, l.waiters),
-              el("td", {}, `${duration(serverNow() - l.since)} ago`),
+              el("td", {}, \`\${duration(serverNow() - l.since)} ago\`),
             ),
           );
           fillTable($("locks"), rows, 5);
           const more = dir.nextAfter === null ? "" : " (more: narrow the prefix)";
-          status(`${dir.locks.length} active lock(s)${more}; the list may lag its locks by about ${dir.lagMs} ms`, "live");
+          status(\`\${dir.locks.length} active lock(s)\${more}; the list may lag its locks by about \${dir.lagMs} ms\`, "live");
         } catch (err) {
           status(String(err.message || err), "error");
         }
@@ -91,7 +97,7 @@
       $("open").addEventListener("submit", (e) => {
         e.preventDefault();
         const name = $("open-name").value.trim();
-        if (name) location.assign(`/ui/locks/${encodeURIComponent(name)}`);
+        if (name) location.assign(\`/ui/locks/\${encodeURIComponent(name)}\`);
       });
       return {
         start() {
@@ -117,19 +123,19 @@
       let view = null;
       let events = [];
       let eventsTimer = null;
-      const path = `/v1/locks/${encodeURIComponent(name)}`;
+      const path = \`/v1/locks/\${encodeURIComponent(name)}\`;
 
       function renderSummary() {
         const v = view;
         const items = [
           ["state", v.held ? "held" : "free"],
-          ["kind", v.limit > 1 ? `${v.kind} (${v.permitsInUse}/${v.limit})` : v.kind],
+          ["kind", v.limit > 1 ? \`\${v.kind} (\${v.permitsInUse}/\${v.limit})\` : v.kind],
           ["holders", v.holderCount],
           ["waiting", v.waiters],
           ["last token", v.lastToken],
         ];
         if (v.lockDelayUntil !== null) items.push(["lock-delay until", clock(v.lockDelayUntil)]);
-        $("summary").replaceChildren(...items.map(([k, val]) => el("span", { "data-field": k }, `${k} `, el("b", {}, val))));
+        $("summary").replaceChildren(...items.map(([k, val]) => el("span", { "data-field": k }, \`\${k} \`, el("b", {}, val))));
       }
 
       function renderHolders() {
@@ -139,7 +145,7 @@
             { "data-token": h.token },
             el("td", {}, h.owner ?? "—"),
             el("td", {}, h.token),
-            el("td", {}, modeOf(h) + (h.holdCount > 1 ? `, ${h.holdCount} holds` : "")),
+            el("td", {}, modeOf(h) + (h.holdCount > 1 ? \`, \${h.holdCount} holds\` : "")),
             el("td", {}, el("span", { class: "countdown", "data-until": h.expiresAt }, "")),
           ),
         );
@@ -158,7 +164,7 @@
           ),
         );
         if (view.waiters > view.queue.length) {
-          rows.push(el("tr", {}, el("td", { class: "empty", colSpan: 4 }, `and ${view.waiters - view.queue.length} more`)));
+          rows.push(el("tr", {}, el("td", { class: "empty", colSpan: 4 }, \`and \${view.waiters - view.queue.length} more\`)));
         }
         fillTable($("queue"), rows, 4);
       }
@@ -175,14 +181,14 @@
 
       function describe(e) {
         const parts = [];
-        if (e.token !== null) parts.push(`token ${e.token}`);
+        if (e.token !== null) parts.push(\`token \${e.token}\`);
         if (e.owner !== null) parts.push(e.owner);
-        if (e.kind === "granted" && e.holdCount > 1) parts.push(`hold ${e.holdCount}`);
-        if (e.kind === "released" && e.holdCount > 0) parts.push(`${e.holdCount} hold(s) left`);
-        if (e.waitMs !== null) parts.push(`waited ${duration(e.waitMs)}`);
-        if (e.holdMs !== null) parts.push(`held ${duration(e.holdMs)}`);
-        if (e.renewals !== null) parts.push(`${e.renewals}×`);
-        if (e.by !== null) parts.push(`forced by key ${e.by}`);
+        if (e.kind === "granted" && e.holdCount > 1) parts.push(\`hold \${e.holdCount}\`);
+        if (e.kind === "released" && e.holdCount > 0) parts.push(\`\${e.holdCount} hold(s) left\`);
+        if (e.waitMs !== null) parts.push(\`waited \${duration(e.waitMs)}\`);
+        if (e.holdMs !== null) parts.push(\`held \${duration(e.holdMs)}\`);
+        if (e.renewals !== null) parts.push(\`\${e.renewals}×\`);
+        if (e.by !== null) parts.push(\`forced by key \${e.by}\`);
         return parts.join(", ");
       }
 
@@ -192,7 +198,7 @@
             "li",
             { "data-kind": e.kind, "data-id": e.id },
             el("time", {}, clock(e.at)),
-            el("span", { class: `kind kind-${e.kind}` }, e.kind.replace("_", " ")),
+            el("span", { class: \`kind kind-\${e.kind}\` }, e.kind.replace("_", " ")),
             " ",
             describe(e),
           ),
@@ -237,23 +243,23 @@
           r.setAttribute("y", String(4 + lane * LANE));
           r.setAttribute("width", Math.max(1.5, x(h.end ?? now) - x(h.start)).toFixed(1));
           r.setAttribute("height", String(LANE - 4));
-          r.setAttribute("class", `hold${h.lost ? " lost" : ""}${h.end === null ? " open" : ""}`);
+          r.setAttribute("class", \`hold\${h.lost ? " lost" : ""}\${h.end === null ? " open" : ""}\`);
           r.setAttribute("data-token", String(token));
           const tip = document.createElementNS(ns, "title");
-          tip.textContent = `token ${token}${h.owner ? ` (${h.owner})` : ""}: ${duration((h.end ?? now) - h.start)}${h.end === null ? ", still held" : ""}`;
+          tip.textContent = \`token \${token}\${h.owner ? \` (\${h.owner})\` : ""}: \${duration((h.end ?? now) - h.start)}\${h.end === null ? ", still held" : ""}\`;
           r.append(tip);
           shapes.push(r);
         }
         const height = 4 + Math.max(1, lanes.length) * LANE + 14;
-        svg.setAttribute("viewBox", `0 0 ${W} ${height}`);
+        svg.setAttribute("viewBox", \`0 0 \${W} \${height}\`);
         svg.setAttribute("role", "img");
-        svg.setAttribute("aria-label", `holds of ${name} over the last ${duration(now - from)}`);
+        svg.setAttribute("aria-label", \`holds of \${name} over the last \${duration(now - from)}\`);
         const axis = document.createElementNS(ns, "line");
         for (const [k, v] of Object.entries({ x1: 0, x2: W, y1: height - 13, y2: height - 13 })) axis.setAttribute(k, String(v));
         const left = document.createElementNS(ns, "text");
         left.setAttribute("x", "0");
         left.setAttribute("y", String(height - 2));
-        left.textContent = `−${duration(now - from)}`;
+        left.textContent = \`−\${duration(now - from)}\`;
         const right = document.createElementNS(ns, "text");
         right.setAttribute("x", String(W));
         right.setAttribute("y", String(height - 2));
@@ -274,7 +280,7 @@
 
       async function loadEvents() {
         try {
-          const page = await api(`${path}/events?limit=50`);
+          const page = await api(\`\${path}/events?limit=50\`);
           events = page.events;
           renderEvents();
           renderTimeline();
@@ -291,7 +297,7 @@
 
       function connect() {
         const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-        const socket = new WebSocket(`${scheme}//${location.host}${path}/session`, [
+        const socket = new WebSocket(\`\${scheme}//\${location.host}\${path}/session\`, [
           config.protocol,
           config.bearer + key(),
         ]);
@@ -311,7 +317,7 @@
             eventsSoon();
             status("live: updates as the lock changes", "live");
           } else if (frame.type === "error") {
-            status(`${frame.code}: ${frame.detail}`, "error");
+            status(\`\${frame.code}: \${frame.detail}\`, "error");
           }
         });
         socket.addEventListener("close", () => {
@@ -370,4 +376,4 @@
     });
     if (key()) page.start();
   })();
-</script>
+`;

@@ -1,4 +1,5 @@
-<style nonce="NONCE">
+/** The live pages' style sheet, inlined into each page under its nonce (pages.ts). */
+export const PAGE_STYLE = `
   :root { color-scheme: light dark; --muted: #7a7a85; --line: #8884; --held: #2f7d4f; --lost: #b3412f; --wait: #b7861b; }
   * { box-sizing: border-box; }
   body { margin: 0; font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; }
@@ -35,4 +36,4 @@
   #timeline .hold.open { fill: var(--held); opacity: 0.6; }
   #timeline text { font-size: 16px; fill: var(--muted); }
   #timeline line { stroke: var(--line); }
-</style>
+`;
