@@ -10,8 +10,9 @@ export default defineConfig({
             wrangler: { configPath: "./wrangler.toml" },
             // The Worker under test runs with authentication off, explicitly, so that lock tests need no
             // keys (a key set in a local .dev.vars does not turn it back on). Auth tests call
-            // `app.request()` with their own env instead: see test/helpers/auth.ts.
-            miniflare: { bindings: { EDGELOCK_INSECURE_NO_AUTH: "true" } },
+            // `app.request()` with their own env instead: see test/helpers/auth.ts. Per-request log lines are
+            // off too (test/pages-and-logs.test.ts turns them on where it reads them).
+            miniflare: { bindings: { EDGELOCK_INSECURE_NO_AUTH: "true", EDGELOCK_REQUEST_LOG: "off" } },
           }),
         ],
         test: {

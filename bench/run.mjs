@@ -3,7 +3,8 @@
  * itself (127.0.0.1, free ports, state in a temp dir), runs the same scenarios against each system, stops
  * everything, then prints the tables and writes bench/results/<date>.json, bench/RESULTS.md and the chart.
  * Flags: --quick (tiny sizes, for development), --only=key,key (edgelock-direct, edgelock-dev,
- * edgelock-rpc, redis, redlock-default, redlock-tuned, etcd). Benchmarks print; they never assert on speed.
+ * edgelock-rpc, history, redis, redlock-default, redlock-tuned, etcd). Benchmarks print; they never assert
+ * on speed.
  */
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -22,6 +23,7 @@ import { rpcVersusHttp } from "./scenarios/binding.mjs";
 import { contended } from "./scenarios/contended.mjs";
 import { etcdFloor, nodeFloor, redisFloor, workerdFloor, workerdManyFloor } from "./scenarios/floor.mjs";
 import { expiry, handoff } from "./scenarios/handoff.mjs";
+import { historyCost, printHistoryCost } from "./scenarios/history-cost.mjs";
 import { manyLocks } from "./scenarios/many-locks.mjs";
 import { uncontended } from "./scenarios/uncontended.mjs";
 import { ensureInstalled, startEtcd, startRedis } from "./servers/peers.mjs";
@@ -243,6 +245,13 @@ async function main() {
       log("edgelock from a bound Worker: Workers RPC vs HTTP");
       results.rpc = await rpcVersusHttp(params, tmp);
     }
+    if (wanted("history")) {
+      log("edgelock: lock history on vs off");
+      const start = async (name, vars) =>
+        started(await startWorkerd("direct", EDGELOCK_CONFIG, name, { ...EDGELOCK_VARS, ...vars }));
+      const spec = { kind: "edgelock", headers: EDGELOCK_HEADERS, label: "edgelock history" };
+      results.history = await historyCost(start, spec, params);
+    }
     await peerRuns(results);
   } finally {
     await stopAll();
@@ -251,6 +260,7 @@ async function main() {
   results.machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   mkdirSync(join(BENCH_DIR, "results"), { recursive: true });
   report(results);
+  if (results.history !== undefined) printHistoryCost(results.history);
   rmSync(tmp, { recursive: true, force: true });
 }
 

@@ -6,9 +6,12 @@
  * rules of its own, and answers only public views: a leaseId leaves only to its holder.
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Lease } from "../client/src/protocol.ts";
+import type { Lease, LockEvents, TokenCheck } from "../client/src/protocol.ts";
 import { MAX_SESSIONS, SESSION_TIMEOUT_MS } from "../client/src/protocol.ts";
 import { problem } from "../worker/problem.ts";
+import { readSettings } from "../worker/settings.ts";
+import type { EventsQuery } from "./history-store.ts";
+import { LockObserver } from "./lock-observer.ts";
 import type {
   AcquireCommand,
   AcquireOutcome,
@@ -24,7 +27,7 @@ import type {
   RenewCommand,
   RenewOutcome,
 } from "./lock-state.ts";
-import { grantView, nextDeadline, snapshot, transition, waitingAnswer } from "./lock-state.ts";
+import { grantView, holderView, nextDeadline, snapshot, transition, waitingAnswer } from "./lock-state.ts";
 import { SESSION_ROLES, type SessionOpening } from "./session.ts";
 import { SessionHub } from "./session-hub.ts";
 import { LockStore } from "./storage.ts";
@@ -62,6 +65,7 @@ interface Parked {
 export class LockObject extends DurableObject<Env> {
   readonly #store: LockStore;
   readonly #sessions: SessionHub;
+  readonly #observer: LockObserver;
   #state: LockState;
   #alarmAt: number | null = null;
   /** Requests held open for a grant, by leaseId. The queue itself lives in the state, in storage. */
@@ -70,8 +74,9 @@ export class LockObject extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // Synchronous reads need no gate; they create nothing, so inspecting an unused name writes nothing.
-    this.#store = new LockStore(ctx.storage);
+    this.#store = new LockStore(ctx.storage, { history: readSettings(env).history });
     this.#state = this.#store.load();
+    this.#observer = new LockObserver(env, { name: ctx.id.name ?? "", state: () => this.#state });
     this.#sessions = new SessionHub(ctx, {
       name: ctx.id.name ?? "",
       state: () => this.#state,
@@ -121,6 +126,26 @@ export class LockObject extends DurableObject<Env> {
     return snapshot(this.#state, now, after);
   }
 
+  /** One page of the lock's history, newest first (`GET /v1/locks/{name}/events`); the Worker adds the name. */
+  events(query: EventsQuery): Omit<LockEvents, "name"> {
+    const now = Date.now();
+    // What is due is recorded first: an expiry the alarm has not reached yet is history already.
+    this.#apply({ type: "tick" }, now);
+    return { ...this.#store.events(query, now), now };
+  }
+
+  /** Whether `token` is the fencing token of a lease that holds the lock now (Chubby's CheckSequencer). */
+  checkToken({ token }: { token: number }): Omit<TokenCheck, "name"> {
+    this.#apply({ type: "tick" }, Date.now());
+    const lease = this.#state.holders.find((l) => l.token === token);
+    return {
+      token,
+      held: lease !== undefined,
+      holder: lease === undefined ? null : holderView(lease),
+      lastToken: this.#state.lastToken,
+    };
+  }
+
   /** A session's WebSocket upgrade, which the Worker authorized and describes in SESSION_HEADER. */
   override async fetch(request: Request): Promise<Response> {
     const opening = readOpening(request.headers.get(SESSION_HEADER));
@@ -165,6 +190,8 @@ export class LockObject extends DurableObject<Env> {
     const now = Date.now();
     for (const session of this.#sessions.silent(now)) this.#apply({ type: "sessionClosed", session }, now);
     this.#apply({ type: "tick" }, now);
+    // A report the directory lost is repaired here too, not only by the next change.
+    this.#observer.report(now);
   }
 
   /** Holds the request open until the machine grants its leaseId, a release cancels it, or its wait ends. */
@@ -197,9 +224,10 @@ export class LockObject extends DurableObject<Env> {
   #apply<C extends Command>(command: C, now: number): OutcomeOf[C["type"]] {
     const before = this.#state;
     const step = transition(before, command, now, this.#store);
-    this.#store.save(before, step.state, step.effects.ended, now);
+    this.#store.save(before, step.state, step.effects.ended, now, step.effects.events);
     this.#state = step.state;
     this.#syncAlarm(now);
+    this.#observer.afterStep(command, step, before, now);
     // Sessions first: a holder that lost its lease hears it before anyone else is told they have it.
     this.#sessions.afterStep(step, before, now);
     for (const lease of step.effects.granted) {

@@ -302,3 +302,148 @@ describe("fencing tokens", () => {
     expect(tokens).toEqual([1, 2, 3, 4]);
   });
 });
+
+describe("history events", () => {
+  const events = (steps: Step[]) => steps.flatMap((s) => s.effects.events);
+
+  it("records a grant with its wait, and its release with how long it was held", () => {
+    const steps = run([
+      [T0, acq("a", { owner: "alice" })],
+      [T0 + 10, acq("b", { owner: "bob", waitMs: 5_000 })],
+      [T0 + 300, { type: "release", leaseId: "a" }],
+      [T0 + 500, { type: "release", leaseId: "b" }],
+    ]);
+    expect(events(steps).map((e) => [e.kind, e.owner, e.token, e.waitMs, e.holdMs, e.at])).toEqual([
+      ["granted", "alice", 1, 0, null, T0],
+      ["released", "alice", 1, null, 300, T0 + 300],
+      ["granted", "bob", 2, 290, null, T0 + 300],
+      ["released", "bob", 2, null, 200, T0 + 500],
+    ]);
+    expect(steps[0]?.effects.events[0]).toMatchObject({
+      expiresAt: T0 + 1_000,
+      holdCount: 1,
+      mode: "exclusive",
+    });
+  });
+
+  it("dates an expiry at the lease's end, however late it is noticed", () => {
+    const steps = run([
+      [T0, acq("a", { ttlMs: 1_000 })],
+      [T0 + 1_250, { type: "tick" }],
+    ]);
+    expect(last(steps).effects.events).toMatchObject([
+      { kind: "expired", token: 1, at: T0 + 1_000, holdMs: 1_000, holdCount: 0 },
+    ]);
+  });
+
+  it("records each renewal (storage coalesces them) and a downgrade's new mode", () => {
+    const steps = run([
+      [T0, acq("a")],
+      [T0 + 100, { type: "renew", leaseId: "a", ttlMs: 2_000, mode: "shared" }],
+      [T0 + 200, { type: "renew", leaseId: "zzzzz", ttlMs: null, mode: null }],
+    ]);
+    expect(steps[1]?.effects.events).toEqual([
+      {
+        at: T0 + 100,
+        kind: "renewed",
+        owner: null,
+        token: 1,
+        mode: "shared",
+        permits: 1,
+        holdCount: null,
+        waitMs: null,
+        holdMs: null,
+        expiresAt: T0 + 2_100,
+        renewals: 1,
+        by: null,
+      },
+    ]);
+    expect(steps[2]?.effects.events).toEqual([]);
+  });
+
+  it("records a force-release with the admin key, and hands on to the next waiter", () => {
+    const steps = run([
+      [T0, acq("a", { owner: "stuck" })],
+      [T0 + 1, acq("b", { waitMs: 5_000 })],
+      [T0 + 400, { type: "forceRelease", by: "ops-admin" }],
+    ]);
+    expect(last(steps).effects.events).toMatchObject([
+      { kind: "forced", owner: "stuck", token: 1, by: "ops-admin", holdMs: 400 },
+      { kind: "granted", token: 2, waitMs: 399 },
+    ]);
+  });
+
+  it("records waiters that leave without a grant: cancelled, timed out, session closed", () => {
+    const steps = run([
+      [T0, acq("a", { ttlMs: 60_000 })],
+      [T0 + 1, acq("cancel-me", { waitMs: 5_000, owner: "c" })],
+      [T0 + 2, acq("give-up", { waitMs: 100, owner: "g" })],
+      [T0 + 3, acq("sess", { waitMs: 5_000, owner: "s", session: "s1" })],
+      [T0 + 50, { type: "release", leaseId: "cancel-me" }],
+      [T0 + 60, { type: "sessionClosed", session: "s1" }],
+      [T0 + 102 + REPOLL_GRACE_MS, { type: "tick" }],
+    ]);
+    expect(steps[4]?.effects.events).toMatchObject([
+      { kind: "cancelled", owner: "c", token: null, waitMs: 49 },
+    ]);
+    expect(steps[5]?.effects.events).toMatchObject([{ kind: "session_closed", owner: "s", waitMs: 57 }]);
+    // Its kept place lapsed at the end of its wait plus the grace: the event is dated then, the wait is 100 ms.
+    expect(last(steps).effects.events).toMatchObject([
+      { kind: "timed_out", owner: "g", at: T0 + 102 + REPOLL_GRACE_MS, waitMs: 100, token: null },
+    ]);
+  });
+
+  it("does not record a waiter that re-polls in time as timed out", () => {
+    const steps = run([
+      [T0, acq("a", { ttlMs: 60_000 })],
+      [T0 + 1, acq("b", { waitMs: 100 })],
+      [T0 + 150, acq("b", { waitMs: 100 })],
+      [T0 + 200, { type: "release", leaseId: "a" }],
+    ]);
+    expect(events(steps).map((e) => e.kind)).toEqual(["granted", "released", "granted"]);
+    expect(last(steps).effects.events[1]).toMatchObject({ kind: "granted", waitMs: 199 });
+  });
+
+  it("records a session's lease ending with its session, and reentrant holds one by one", () => {
+    const key = { reentrant: true, holderKey: "holder-key-123456" } as const;
+    const steps = run([
+      [T0, acq("h1", { holderKey: key.holderKey })],
+      [T0 + 1, acq("h2", { holderKey: key.holderKey })],
+      [T0 + 2, { type: "release", leaseId: "h1" }],
+      [T0 + 3, { type: "release", leaseId: "h2" }],
+      [T0 + 4, acq("s", { session: "s9" })],
+      [T0 + 10, { type: "sessionClosed", session: "s9" }],
+    ]);
+    expect(events(steps).map((e) => [e.kind, e.token, e.holdCount, e.holdMs])).toEqual([
+      ["granted", 1, 1, null],
+      ["granted", 1, 2, null],
+      ["released", 1, 1, null],
+      ["released", 1, 0, 3],
+      ["granted", 2, 1, null],
+      ["session_closed", 2, 0, 6],
+    ]);
+  });
+
+  it("records a kept place dropped to make room, and nothing for retries or refusals", () => {
+    let s = transition(EMPTY_STATE, acq("holder", { ttlMs: 60_000 }), T0).state;
+    s = transition(s, acq("gave-up", { waitMs: 10 }), T0).state;
+    for (let i = 1; i < MAX_WAITERS; i++) s = transition(s, acq(`w${i}`, { waitMs: 10_000 }), T0 + 20).state;
+    const room = transition(s, acq("one-more", { waitMs: 10_000 }), T0 + 20);
+    expect(room.effects.events).toMatchObject([{ kind: "timed_out", waitMs: 10, at: T0 + 20 }]);
+    expect(transition(room.state, acq("holder"), T0 + 21).effects.events).toEqual([]);
+    expect(transition(room.state, acq("other"), T0 + 21).effects.events).toEqual([]);
+  });
+
+  it("never carries a leaseId, a holderKey or a key name", () => {
+    const steps = run([
+      [T0, acq("secret-lease-id-1", { holderKey: "secret-holder-key", principal: "secret-key-name" })],
+      [T0 + 1, acq("secret-lease-id-2", { waitMs: 50, principal: "secret-key-name" })],
+      [T0 + 2, { type: "renew", leaseId: "secret-lease-id-1", ttlMs: null, mode: null }],
+      [T0 + 3, { type: "release", leaseId: "secret-lease-id-1" }],
+      [T0 + 60 + REPOLL_GRACE_MS, { type: "tick" }],
+    ]);
+    const text = JSON.stringify(events(steps));
+    expect(events(steps)).toHaveLength(5);
+    expect(text).not.toMatch(/secret/);
+  });
+});

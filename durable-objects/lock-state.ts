@@ -15,9 +15,19 @@ import {
   MAX_HOLDERS_IN_PROBLEM,
   MAX_WAITERS,
   type NotHeldReason,
+  QUEUE_VIEW_SIZE,
   REPOLL_GRACE_MS,
   REPOLL_RESERVE_MS,
+  type WaiterView,
 } from "../client/src/protocol.ts";
+import {
+  grantedEvent,
+  holdReleasedEvent,
+  leaseEndedEvent,
+  type NewLockEvent,
+  renewedEvent,
+  waiterLeftEvent,
+} from "./lock-events.ts";
 
 /**
  * How long the reason a lease id ended is remembered: a late retry of its acquire gets `lease_ended` instead
@@ -281,6 +291,8 @@ export interface Effects {
   readonly ended: readonly Tombstone[];
   /** Leases that ended in this step other than by their holder's release: their holders must hear it. */
   readonly lost: readonly Lost[];
+  /** What happened in this step, for the lock's history: public fields only, in the order it happened. */
+  readonly events: readonly NewLockEvent[];
 }
 
 export interface Lost {
@@ -301,6 +313,7 @@ class StepLog {
   readonly cancelled: string[] = [];
   readonly ended: Tombstone[] = [];
   readonly lost: Lost[] = [];
+  readonly events: NewLockEvent[] = [];
   constructor(
     readonly now: number,
     readonly history: History,
@@ -367,6 +380,7 @@ export function transition<C extends Command>(
     cancelled: log.cancelled,
     ended: log.ended,
     lost: log.lost,
+    events: log.events,
   };
   return { state: s, outcome, effects } as Step<OutcomeOf[C["type"]]>;
 }
@@ -378,6 +392,7 @@ function expireDue(state: LockState, log: StepLog): LockState {
   const expired = s.holders.filter((l) => l.expiresAt <= now);
   if (expired.length > 0) s = endHolders(s, expired, "expired", log);
   if (s.queue.some((w) => w.holdUntil <= now)) {
+    for (const w of s.queue) if (w.holdUntil <= now) log.events.push(waiterLeftEvent(w, "timed_out", now));
     s = { ...s, queue: s.queue.filter((w) => w.holdUntil > now) };
   }
   if (s.delayUntil !== 0 && s.delayUntil <= now) s = { ...s, delayUntil: 0 };
@@ -439,6 +454,11 @@ export function holderView(l: LeaseRecord): HolderView {
   };
 }
 
+/** What anyone may see of a waiter: never its leaseId, holderKey or key name. */
+export function waiterView(w: Waiter): WaiterView {
+  return { owner: w.owner, mode: w.mode, permits: w.permits, waitingSince: w.enqueuedAt };
+}
+
 /**
  * A grant as its holder receives it (the wire `Lease` without the lock's name). `validForMs` counts from
  * `arrivedAt`, when the request reached the lock object: it was sent before that, so a client's
@@ -467,6 +487,8 @@ export interface LockSnapshot {
   readonly lastToken: number;
   /** Waiters waiting now (live or reserved); kept places of waiters that gave up are not counted. */
   readonly waiters: number;
+  /** The first QUEUE_VIEW_SIZE of them, in queue order, as anyone may see them. */
+  readonly queue: readonly WaiterView[];
   readonly permitsInUse: number;
   /** When a lock-delay in force ends, or null. */
   readonly delayUntil: number | null;
@@ -477,14 +499,21 @@ export interface LockSnapshot {
   readonly nextAfter: number | null;
 }
 
+/** A semaphore by its limit; a read-write lock while shared leases are held; else a mutex. */
+export function lockKind(state: LockState): LockKind {
+  return state.limit > 1 ? "semaphore" : state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex";
+}
+
 export function snapshot(state: LockState, now: number, after = 0): LockSnapshot {
   const rest = state.holders.filter((l) => l.token > after);
   const page = rest.slice(0, HOLDERS_PAGE_SIZE);
+  const waiting = state.queue.filter((w) => isBlocking(w, now));
   return {
-    kind: state.limit > 1 ? "semaphore" : state.holders.some((l) => l.mode === "shared") ? "rwlock" : "mutex",
+    kind: lockKind(state),
     limit: state.limit,
     lastToken: state.lastToken,
-    waiters: state.queue.filter((w) => isBlocking(w, now)).length,
+    waiters: waiting.length,
+    queue: waiting.slice(0, QUEUE_VIEW_SIZE).map(waiterView),
     permitsInUse: permitsInUse(state),
     delayUntil: state.delayUntil > now ? state.delayUntil : null,
     holders: page.map(holderView),
@@ -514,23 +543,25 @@ function acquire(state: LockState, cmd: AcquireCommand, log: StepLog): [LockStat
   }
   if (idle && stated !== s.limit) {
     // A new limit drops the kept places of waiters that gave up: they were for the old lock.
+    for (const w of s.queue) log.events.push(waiterLeftEvent(w, "timed_out", now));
     s = { ...s, limit: stated, queue: [] };
   }
 
   if (cmd.holderKey !== null) {
     const own = s.holders.find((l) => l.holderKey === cmd.holderKey && l.principal === cmd.principal);
-    if (own !== undefined) return reenter(s, own, cmd, now);
+    if (own !== undefined) return reenter(s, own, cmd, log);
   }
 
   if (!s.queue.some((w) => isBlocking(w, now)) && grantable(s, cmd, now)) {
     const lease = newLease(s, cmd, now);
+    log.events.push(grantedEvent(lease, 0, now));
     return [
       { ...s, lastToken: lease.token, holders: [...s.holders, lease] },
       { kind: "granted", lease, holdId: lease.leaseId, limit: s.limit },
     ];
   }
   if (cmd.waitMs === 0) return [s, busy(s, cmd, now, null)];
-  const room = makeRoom(s, now);
+  const room = makeRoom(s, log);
   if (room === null) {
     return [s, { kind: "rejected", code: "too_many_waiters", retryAfterMs: REPOLL_GRACE_MS }];
   }
@@ -592,8 +623,9 @@ function reenter(
   s: LockState,
   own: LeaseRecord,
   cmd: AcquireCommand,
-  now: number,
+  log: StepLog,
 ): [LockState, AcquireOutcome] {
+  const { now } = log;
   if (own.mode !== cmd.mode || own.permits !== cmd.permits) {
     return [s, { kind: "rejected", code: "reentrant_mismatch", mode: own.mode, permits: own.permits }];
   }
@@ -606,14 +638,17 @@ function reenter(
     expiresAt: Math.max(own.expiresAt, now + cmd.ttlMs),
     holds: [...own.holds, cmd.leaseId],
   };
+  log.events.push(grantedEvent(lease, 0, now));
   return [replaceHolder(s, own, lease), { kind: "granted", lease, holdId: cmd.leaseId, limit: s.limit }];
 }
 
 /** Frees a place in a full queue by dropping the oldest kept place of a waiter that gave up; null if none. */
-function makeRoom(s: LockState, now: number): LockState | null {
+function makeRoom(s: LockState, log: StepLog): LockState | null {
   if (s.queue.length < MAX_WAITERS) return s;
-  const gone = s.queue.find((w) => !isBlocking(w, now));
-  return gone === undefined ? null : { ...s, queue: s.queue.filter((w) => w !== gone) };
+  const gone = s.queue.find((w) => !isBlocking(w, log.now));
+  if (gone === undefined) return null;
+  log.events.push(waiterLeftEvent(gone, "timed_out", log.now));
+  return { ...s, queue: s.queue.filter((w) => w !== gone) };
 }
 
 function renew(s: LockState, cmd: RenewCommand, log: StepLog): [LockState, RenewOutcome] {
@@ -629,6 +664,7 @@ function renew(s: LockState, cmd: RenewCommand, log: StepLog): [LockState, Renew
     expiresAt: log.now + ttl,
     mode: cmd.mode ?? lease.mode,
   };
+  log.events.push(renewedEvent(renewed, log.now));
   return [
     replaceHolder(s, lease, renewed),
     { kind: "granted", lease: renewed, holdId: cmd.leaseId, limit: s.limit },
@@ -644,9 +680,12 @@ function release(s: LockState, leaseId: string, log: StepLog): [LockState, Relea
     // One hold ends, the one this id names, whatever order the holds are given back in.
     log.end(leaseId, "released");
     const kept: LeaseRecord = { ...lease, holds: lease.holds.filter((h) => h !== leaseId) };
+    log.events.push(holdReleasedEvent(kept, log.now));
     return [replaceHolder(s, lease, kept), { kind: "released", holdCount: holdCount(kept) }];
   }
-  if (s.queue.some((w) => w.leaseId === leaseId)) {
+  const waiter = s.queue.find((w) => w.leaseId === leaseId);
+  if (waiter !== undefined) {
+    log.events.push(waiterLeftEvent(waiter, "cancelled", log.now));
     log.cancelled.push(leaseId);
     log.end(leaseId, "cancelled");
     return [{ ...s, queue: s.queue.filter((w) => w.leaseId !== leaseId) }, { kind: "cancelled" }];
@@ -665,7 +704,10 @@ function release(s: LockState, leaseId: string, log: StepLog): [LockState, Relea
 function closeSession(s: LockState, session: string, log: StepLog): [LockState, SessionClosedOutcome] {
   const leases = s.holders.filter((l) => l.session === session);
   const waits = s.queue.filter((w) => w.session === session);
-  for (const w of waits) log.end(w.leaseId, "session_closed");
+  for (const w of waits) {
+    log.end(w.leaseId, "session_closed");
+    log.events.push(waiterLeftEvent(w, "session_closed", log.now));
+  }
   const next = endHolders(
     { ...s, queue: s.queue.filter((w) => w.session !== session) },
     leases,
@@ -700,6 +742,7 @@ function grantFromQueue(state: LockState, log: StepLog): LockState {
     if (!isLive(w, now) || !grantable(s, w, now)) return s;
     const lease = newLease(s, w, now);
     log.granted.push(lease);
+    log.events.push(grantedEvent(lease, now - w.enqueuedAt, now));
     s = {
       ...s,
       lastToken: lease.token,
@@ -763,6 +806,7 @@ function endHolders(
   for (const l of ended) {
     // Each hold's leaseId is single-use: a retry of any of them must not start a fresh lease.
     for (const id of l.holds) log.end(id, reason, by);
+    log.events.push(leaseEndedEvent(l, reason, log.now, by));
     if (reason !== "released") log.lost.push({ lease: l, reason, by });
     // A lost holder may still be running: keep the lock closed for its lock-delay. A release frees at once.
     if (reason !== "released" && l.lockDelayMs > 0) {

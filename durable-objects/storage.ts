@@ -2,10 +2,19 @@
  * The lock object's SQLite schema and the codec between rows and `LockState`: the only file that knows
  * column names. `save` writes the difference between two states (the state machine builds new objects only
  * for what changed, so unchanged rows are found by identity and never rewritten) plus the lease ids that
- * ended, which stay in storage only and are read back one at a time (`History`). Nothing is created before
- * the first write: inspecting a name nobody used leaves no trace.
+ * ended, which stay in storage only and are read back one at a time (`History`), and the step's history
+ * events (history-store.ts), all in the step's one transaction. Nothing is created before the first write:
+ * inspecting a name nobody used leaves no trace.
  */
 import type { LockMode } from "../client/src/protocol.ts";
+import {
+  type EventsPage,
+  type EventsQuery,
+  HISTORY_SCHEMA,
+  HistoryWriter,
+  readEvents,
+} from "./history-store.ts";
+import type { NewLockEvent } from "./lock-events.ts";
 import type { EndReason, History, LeaseRecord, LockState, Tombstone, Waiter } from "./lock-state.ts";
 import { EMPTY_STATE, TOMBSTONE_TTL_MS } from "./lock-state.ts";
 
@@ -75,18 +84,25 @@ const ADDED_COLUMNS: [table: string, column: string, definition: string][] = [
 
 type Row = Record<string, SqlStorageValue>;
 
+export interface LockStoreOptions {
+  /** Keep the lock's history (history-store.ts). Off only to measure what it costs. @default true */
+  readonly history?: boolean;
+}
+
 /** How often old tombstones are deleted; a lookup ignores any older than TOMBSTONE_TTL_MS meanwhile. */
 const PRUNE_EVERY_MS = 60_000;
 
 /** One lock's tables. Reads never create them; the first write does, in the transaction of that write. */
 export class LockStore implements History {
   readonly #storage: DurableObjectStorage;
+  readonly #history: HistoryWriter | null;
   #ready: boolean;
   /** When old tombstones were last deleted: once a minute is enough, since lookups check their age. */
   #prunedAt = 0;
 
-  constructor(storage: DurableObjectStorage) {
+  constructor(storage: DurableObjectStorage, options: LockStoreOptions = {}) {
     this.#storage = storage;
+    this.#history = options.history === false ? null : new HistoryWriter();
     this.#ready = this.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'lock_meta'").toArray().length > 0;
     if (this.#ready) this.#migrate();
   }
@@ -122,18 +138,36 @@ export class LockStore implements History {
     };
   }
 
+  /** One page of the lock's history, newest first. */
+  events(query: EventsQuery, now: number): EventsPage {
+    if (!this.#ready) return { events: [], nextBefore: null };
+    return readEvents(this.sql, query, now);
+  }
+
   /**
-   * Writes what changed from `before` to `after`, and the lease ids that ended (forgetting those older than
-   * TOMBSTONE_TTL_MS), in one transaction: all of it or, if anything throws, none of it. A new lock's schema
-   * comes in the same commit.
+   * Writes what changed from `before` to `after`, the lease ids that ended (forgetting those older than
+   * TOMBSTONE_TTL_MS) and the step's history events, in one transaction: all of it or, if anything throws,
+   * none of it. A new lock's schema comes in the same commit.
    */
-  save(before: LockState, after: LockState, ended: readonly Tombstone[], now: number): void {
-    if (before === after && ended.length === 0) return;
-    this.#storage.transactionSync(() => this.#write(before, after, ended, now));
+  save(
+    before: LockState,
+    after: LockState,
+    ended: readonly Tombstone[],
+    now: number,
+    events: readonly NewLockEvent[] = [],
+  ): void {
+    if (before === after && ended.length === 0 && events.length === 0) return;
+    this.#storage.transactionSync(() => this.#write(before, after, ended, now, events));
     this.#ready = true;
   }
 
-  #write(before: LockState, after: LockState, ended: readonly Tombstone[], now: number): void {
+  #write(
+    before: LockState,
+    after: LockState,
+    ended: readonly Tombstone[],
+    now: number,
+    events: readonly NewLockEvent[],
+  ): void {
     const { sql } = this;
     if (!this.#ready) {
       sql.exec(SCHEMA);
@@ -216,6 +250,7 @@ export class LockStore implements History {
         sql.exec("DELETE FROM tombstone WHERE ended_at <= ?", now - TOMBSTONE_TTL_MS);
       }
     }
+    if (events.length > 0) this.#history?.write(sql, events, now);
   }
 
   #migrate(): void {
@@ -226,6 +261,7 @@ export class LockStore implements History {
       }
     }
     sql.exec("CREATE INDEX IF NOT EXISTS tombstone_ended_at ON tombstone (ended_at)");
+    sql.exec(HISTORY_SCHEMA);
   }
 }
 

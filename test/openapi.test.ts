@@ -8,9 +8,12 @@ import {
   forceReleaseResultSchema,
   healthSchema,
   leaseSchema,
+  lockDirectorySchema,
+  lockEventsSchema,
   lockViewSchema,
   problemSchema,
   releaseResponseSchema,
+  tokenCheckSchema,
 } from "../worker/wire.ts";
 import { callAs, envWith } from "./helpers/auth.ts";
 import { lockName } from "./helpers/names.ts";
@@ -106,6 +109,9 @@ describe("GET /openapi.json", () => {
       ["/v1/locks/{name}/release", "post", "write"],
       ["/v1/locks/{name}/force-release", "post", "admin"],
       ["/v1/locks/{name}", "get", "read"],
+      ["/v1/locks/{name}/events", "get", "read"],
+      ["/v1/locks/{name}/tokens/{token}", "get", "read"],
+      ["/v1/locks", "get", "read"],
     ] as const) {
       const codes = documentedCodes(doc, path, method);
       for (const code of ["unauthorized", "forbidden", "forbidden_scope", "auth_not_configured"] as const) {
@@ -159,6 +165,13 @@ describe("real answers match the documented schemas", () => {
     });
     leaseSchema.parse(await renew.json());
     lockViewSchema.parse(await (await callAs(`/v1/locks/${name}`, { key: "billingRead" })).json());
+    const events = await callAs(`/v1/locks/${name}/events`, { key: "billingRead" });
+    expect(lockEventsSchema.parse(await events.json()).events.length).toBeGreaterThan(0);
+    const token = await callAs(`/v1/locks/${name}/tokens/${lease.token}`, { key: "billingRead" });
+    expect(tokenCheckSchema.parse(await token.json()).held).toBe(true);
+    lockDirectorySchema.parse(
+      await (await callAs("/v1/locks?prefix=billing:", { key: "billingRead" })).json(),
+    );
     const release = await callAs(`/v1/locks/${name}/release`, {
       key: "billingWrite",
       body: { leaseId: lease.leaseId },
@@ -176,6 +189,7 @@ describe("real answers match the documented schemas", () => {
         await callAs(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5 } }),
       ],
       ["/v1/locks/{name}", "get", await callAs("/v1/locks/payments:x", { key: "billingRead" })],
+      ["/v1/locks", "get", await callAs("/v1/locks?limit=x", { key: "billingRead" })],
       [
         "/v1/locks/{name}/force-release",
         "post",
@@ -197,6 +211,7 @@ describe("real answers match the documented schemas", () => {
     expect([...seen].sort()).toEqual([
       "forbidden",
       "forbidden_scope",
+      "invalid_query",
       "invalid_ttl",
       "not_held",
       "unauthorized",

@@ -29,6 +29,7 @@ export function lockViewOf(name: string, snap: LockSnapshot): LockView {
     holderCount: snap.holderCount,
     nextAfter: snap.nextAfter,
     waiters: snap.waiters,
+    queue: [...snap.queue],
     lastToken: snap.lastToken,
     limit: snap.limit,
     permitsInUse: snap.permitsInUse,

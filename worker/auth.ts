@@ -35,6 +35,11 @@ export interface AuthOptions {
    * on a WebSocket. @default false
    */
   fromSubprotocol?: boolean;
+  /**
+   * The route names one lock in its path, checked here against the key's prefixes. Without one (the
+   * directory), the handler limits what it answers to `c.var.principal`'s prefixes. @default true
+   */
+  lock?: boolean;
 }
 
 /** The principal every request gets while `EDGELOCK_INSECURE_NO_AUTH=true`. */
@@ -55,13 +60,19 @@ const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 
 let warnedInsecure = false;
 
-export function auth({ permission, fromSubprotocol = false }: AuthOptions): MiddlewareHandler<AppEnv> {
+export function auth({
+  permission,
+  fromSubprotocol = false,
+  lock = true,
+}: AuthOptions): MiddlewareHandler<AppEnv> {
   return async function auth(c, next) {
     const header = c.req.header("authorization") ?? (fromSubprotocol ? subprotocolKey(c) : undefined);
     const principal = await authenticate(c.env, header);
-    const name = authorize(principal, c.req.param("name") ?? "", permission);
+    let name: string | null = null;
+    if (lock) name = authorize(principal, c.req.param("name") ?? "", permission);
+    else checkRole(principal, permission);
     c.set("principal", principal);
-    c.set("lockName", name);
+    if (name !== null) c.set("lockName", name);
     await next();
   };
 }
@@ -89,13 +100,18 @@ export function authorize(principal: Principal, rawName: string, permission: Per
         .join(" or ")}`,
     );
   }
+  checkRole(principal, permission);
+  return name;
+}
+
+/** 403 forbidden unless the key's role allows `permission`. */
+export function checkRole(principal: Principal, permission: Permission): void {
   if (!hasRole(principal, permission)) {
     throw new ProblemError(
       "forbidden",
       `key "${principal.name}" has role ${principal.role}; this needs ${describeRole(PERMISSIONS[permission])}`,
     );
   }
-  return name;
 }
 
 /**

@@ -120,6 +120,20 @@ export function inScope(key: Pick<ApiKey, "prefixes">, name: string): boolean {
   return key.prefixes.some((p) => p === ALL_LOCKS || name.startsWith(p));
 }
 
+/**
+ * The prefixes to list for a key that asks for the names under `prefix`: the prefix itself where the key
+ * covers all of it, the key's own narrower prefixes under it otherwise, none where they do not meet.
+ */
+export function scopedPrefixes(key: Pick<ApiKey, "prefixes">, prefix: string): string[] {
+  const out = new Set<string>();
+  for (const p of key.prefixes) {
+    if (p === ALL_LOCKS || prefix.startsWith(p)) out.add(prefix);
+    else if (p.startsWith(prefix)) out.add(p);
+  }
+  // A prefix under another one in the list adds nothing.
+  return [...out].filter((p, _, all) => !all.some((q) => q !== p && p.startsWith(q)));
+}
+
 /** Whether `key`'s role covers `permission`. */
 export function hasRole(key: Pick<ApiKey, "role">, permission: Permission): boolean {
   return ROLES.indexOf(key.role) >= ROLES.indexOf(PERMISSIONS[permission]);

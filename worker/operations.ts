@@ -5,10 +5,19 @@
  * Authentication, and everything about HTTP (headers, JSON, body size), stays with the caller.
  */
 import type { z } from "zod";
-import type { ForceReleaseResult, Lease, LockView, ReleaseResponse } from "../client/src/protocol.ts";
+import type {
+  ForceReleaseResult,
+  Lease,
+  LockEvents,
+  LockView,
+  ReleaseResponse,
+  TokenCheck,
+} from "../client/src/protocol.ts";
+import type { EventsQuery } from "../durable-objects/history-store.ts";
 import type { LockObject } from "../durable-objects/lock-object.ts";
 import { leaseOf, lockFailure, lockViewOf, problemOf, releasedOf } from "./answers.ts";
 import { ProblemError } from "./problem.ts";
+import { logJson } from "./request-log.ts";
 import { type acquireSchema, describeIssue, type releaseSchema, type renewSchema } from "./schemas.ts";
 
 export type AcquireBody = z.output<typeof acquireSchema>;
@@ -67,12 +76,30 @@ export async function releaseLock(env: Env, name: string, body: ReleaseBody): Pr
   return releasedOf(answer);
 }
 
-/** Ends every lease of the lock; `by` is the admin key's name, kept with each ended lease. */
-export async function forceReleaseLock(env: Env, name: string, by: string): Promise<ForceReleaseResult> {
+/**
+ * Ends every lease of the lock; `by` is the admin key's name, kept with each ended lease. `requestId` is the
+ * HTTP request's (request-log.ts), or null over RPC.
+ */
+export async function forceReleaseLock(
+  env: Env,
+  name: string,
+  by: string,
+  requestId: string | null = null,
+): Promise<ForceReleaseResult> {
   const { count } = await callLock(env, name, (lock) => lock.forceRelease({ by }));
-  // The audit record: who ended which leases. The lock object also keeps `by` with each ended lease.
-  console.log(JSON.stringify({ event: "force-release", lock: name, by, count }));
+  // The audit record: who ended which leases. The lock's history also keeps `by` with each ended lease.
+  logJson("info", { event: "force-release", requestId, lock: name, by, count });
   return { name, forced: true, count, by };
+}
+
+/** One page of the lock's history, newest first. */
+export async function eventsOf(env: Env, name: string, query: EventsQuery): Promise<LockEvents> {
+  return { name, ...(await callLock(env, name, (lock) => lock.events(query))) };
+}
+
+/** Whether `token` belongs to a lease that holds the lock now. */
+export async function checkTokenOf(env: Env, name: string, token: number): Promise<TokenCheck> {
+  return { name, ...(await callLock(env, name, (lock) => lock.checkToken({ token }))) };
 }
 
 /** The lock's public state, with the page of holders whose tokens come after `after` (a `nextAfter`). */
@@ -89,7 +116,7 @@ export async function inspectLock(env: Env, name: string, after: number): Promis
  * result over `Promise`, which hides the discriminant; this view keeps the object's own signatures.
  */
 type LockStub = {
-  [K in "acquire" | "renew" | "release" | "forceRelease" | "inspect"]: (
+  [K in "acquire" | "renew" | "release" | "forceRelease" | "inspect" | "events" | "checkToken"]: (
     ...args: Parameters<LockObject[K]>
   ) => Promise<Awaited<ReturnType<LockObject[K]>>>;
 };

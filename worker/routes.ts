@@ -8,7 +8,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { z } from "zod";
-import { type ErrorCode, PROBLEMS } from "../client/src/protocol.ts";
+import { DIRECTORY_REPORT_DELAY_MS, type ErrorCode, PROBLEMS } from "../client/src/protocol.ts";
 import type { AcquireAnswer, ReleaseAnswer, RenewAnswer } from "../durable-objects/lock-object.ts";
 import type { RejectionCode } from "./answers.ts";
 import { auth } from "./auth.ts";
@@ -17,20 +17,26 @@ import { PERMISSIONS, type Permission } from "./keys.ts";
 import {
   ACQUIRE_RULE_CODES,
   acquireSchema,
+  directoryQuerySchema,
+  eventsQuerySchema,
   inputCodes,
   inspectQuerySchema,
   lockNameSchema,
   releaseSchema,
   renewSchema,
+  tokenParamSchema,
 } from "./schemas.ts";
 import type { AppEnv } from "./settings.ts";
 import {
   forceReleaseResultSchema,
   healthSchema,
   leaseSchema,
+  lockDirectorySchema,
+  lockEventsSchema,
   lockViewSchema,
   problemSchema,
   releaseResponseSchema,
+  tokenCheckSchema,
 } from "./wire.ts";
 
 /** A list naming every member of `T`: one left out is a compile error (`missing` says which). */
@@ -65,6 +71,8 @@ const AUTH_CODES: ErrorCode[] = [
   "unavailable",
   "internal",
 ];
+/** What a malformed query or path parameter answers (other than the lock name). */
+const QUERY_CODES: ErrorCode[] = ["invalid_query"];
 /** What reading a JSON body can answer, before its fields are checked. */
 const BODY_CODES: ErrorCode[] = [
   "unsupported_media_type",
@@ -244,12 +252,16 @@ export const inspectRoute = createRoute({
       holderCount: 1,
       nextAfter: null,
       waiters: 2,
+      queue: [
+        { owner: "b", mode: "exclusive", permits: 1, waitingSince: 1795349585855 },
+        { owner: null, mode: "exclusive", permits: 1, waitingSince: 1795349590855 },
+      ],
       lastToken: 3,
       limit: 1,
       permitsInUse: 1,
       lockDelayUntil: null,
     }),
-    ...problems(AUTH_CODES, inputCodes(inspectQuerySchema)),
+    ...problems(AUTH_CODES, QUERY_CODES),
   },
 });
 
@@ -294,6 +306,167 @@ export const healthRoute = createRoute({
   responses: { ...ok(healthSchema, "the Worker is up", { ok: true }), ...problems(["internal"]) },
 });
 
+const eventExample = {
+  id: 7,
+  at: 1795349585855,
+  kind: "granted",
+  owner: "billing-cron@host-3",
+  token: 42,
+  mode: "exclusive",
+  permits: 1,
+  holdCount: 1,
+  waitMs: 1200,
+  holdMs: null,
+  expiresAt: 1795349615855,
+  renewals: null,
+  by: null,
+} as const;
+
+export const eventsRoute = createRoute({
+  method: "get",
+  path: "/v1/locks/{name}/events",
+  operationId: "events",
+  summary:
+    "The lock's history, newest first: grants, renewals, releases, expiries, force-releases and waits " +
+    "that ended, with wait and hold times (never a leaseId)",
+  description:
+    "A lock keeps its last 1,000 events, for at most 7 days. A run of renewals of one lease is one event " +
+    "(`renewals` counts them). Page on to older events with `?before=<nextBefore>`.",
+  ...onLock("inspect", false),
+  request: { params: lockParams, query: eventsQuerySchema },
+  responses: {
+    ...ok(lockEventsSchema, "one page of events, newest first", {
+      name: "billing:invoices",
+      events: [
+        {
+          ...eventExample,
+          id: 8,
+          at: 1795349645855,
+          kind: "released",
+          holdCount: 0,
+          waitMs: null,
+          holdMs: 60000,
+          expiresAt: null,
+        },
+        eventExample,
+      ],
+      nextBefore: 7,
+      now: 1795349650000,
+    }),
+    ...problems(AUTH_CODES, QUERY_CODES),
+  },
+});
+
+export const tokenRoute = createRoute({
+  method: "get",
+  path: "/v1/locks/{name}/tokens/{token}",
+  operationId: "checkToken",
+  summary:
+    "Whether a fencing token belongs to a lease that holds the lock now, for resources that cannot store " +
+    "a fence (Chubby's CheckSequencer)",
+  description:
+    "Answers for this instant only: the lease may end right after. A resource that can store the highest " +
+    "token it has seen, and refuse lower ones, needs no call at all.",
+  ...onLock("inspect", false),
+  request: { params: lockParams.extend({ token: tokenParamSchema }) },
+  responses: {
+    ...ok(tokenCheckSchema, "the token's standing now", {
+      name: "billing:invoices",
+      token: 42,
+      held: true,
+      holder: {
+        owner: "billing-cron@host-3",
+        token: 42,
+        expiresAt: 1795349615855,
+        mode: "exclusive",
+        permits: 1,
+        holdCount: 1,
+      },
+      lastToken: 42,
+    }),
+    ...problems(AUTH_CODES, QUERY_CODES),
+  },
+});
+
+export const directoryRoute = createRoute({
+  method: "get",
+  path: "/v1/locks",
+  operationId: "listLocks",
+  summary: "The locks under a name prefix that are held or waited for now, within the key's prefixes",
+  description:
+    "An index the locks report to after their changes, so it lags them by a moment (`lagMs`); a lock's own " +
+    "GET is the truth. Names outside the key's prefixes are never listed: a narrower key sees its own " +
+    "prefixes under the one asked for, and a prefix outside all of them is 403 forbidden_scope.",
+  middleware: [auth({ permission: "inspect", lock: false })],
+  "x-required-role": PERMISSIONS.inspect,
+  security: [{ bearerAuth: [] }],
+  request: { query: directoryQuerySchema },
+  responses: {
+    ...ok(lockDirectorySchema, "one page of active locks, in name order", {
+      prefix: "billing:",
+      locks: [
+        {
+          name: "billing:invoices",
+          kind: "mutex",
+          holderCount: 1,
+          waiters: 2,
+          since: 1795349585855,
+          reportedAt: 1795349586001,
+          until: 1795349645855,
+        },
+      ],
+      nextAfter: null,
+      lagMs: DIRECTORY_REPORT_DELAY_MS,
+      now: 1795349590000,
+    }),
+    ...problems(
+      AUTH_CODES.filter((c) => c !== "invalid_name"),
+      QUERY_CODES,
+    ),
+  },
+});
+
+function page(description: string) {
+  return {
+    200: { description, content: { "text/html": { schema: z.string() } } },
+  };
+}
+
+/** The live pages need no key to load: they hold no data, and ask for the key in the page (kept in sessionStorage). */
+export const uiDirectoryRoute = createRoute({
+  method: "get",
+  path: "/ui/",
+  operationId: "uiDirectory",
+  summary: "The live page of active locks, searchable by prefix (HTML, for people)",
+  security: [],
+  responses: {
+    ...page("the page; it reads GET /v1/locks with the key typed into it"),
+    ...problems(["internal"]),
+  },
+});
+
+export const uiRedirectRoute = createRoute({
+  method: "get",
+  path: "/ui",
+  operationId: "uiRedirect",
+  summary: "Redirects to /ui/",
+  security: [],
+  responses: { 308: { description: "to /ui/" }, ...problems(["internal"]) },
+});
+
+export const uiLockRoute = createRoute({
+  method: "get",
+  path: "/ui/locks/{name}",
+  operationId: "uiLock",
+  summary: "The live page of one lock: holders, queue, recent events, a timeline of holds (HTML, for people)",
+  security: [],
+  request: { params: lockParams },
+  responses: {
+    ...page("the page; it watches the lock over a session and reads its events, with the key typed into it"),
+    ...problems(["invalid_name", "internal"]),
+  },
+});
+
 /** Every route above, for the tests that check each is served, documented, and its examples valid. */
 export const ROUTES = [
   acquireRoute,
@@ -301,6 +474,12 @@ export const ROUTES = [
   releaseRoute,
   forceReleaseRoute,
   inspectRoute,
+  eventsRoute,
+  tokenRoute,
+  directoryRoute,
   sessionRoute,
   healthRoute,
+  uiDirectoryRoute,
+  uiRedirectRoute,
+  uiLockRoute,
 ];

@@ -6,10 +6,15 @@
  */
 import { z } from "zod";
 import {
+  DIRECTORY_PAGE_SIZE,
   type ErrorCode,
+  EVENTS_PAGE_SIZE,
   LEASE_ID_PATTERN,
   LOCK_MODES,
   LOCK_NAME_PATTERN,
+  LOCK_NAME_RULE,
+  MAX_DIRECTORY_PAGE_SIZE,
+  MAX_EVENTS_PAGE_SIZE,
   MAX_LIMIT,
   MAX_LOCK_DELAY_MS,
   MAX_OWNER_LENGTH,
@@ -18,6 +23,9 @@ import {
   MAX_WAIT_MS,
   MIN_TTL_MS,
 } from "../client/src/protocol.ts";
+
+/** A lock name, in a path (auth.ts checks it before the key's scope) or a query. */
+export const lockNameSchema = z.string().regex(LOCK_NAME_PATTERN, LOCK_NAME_RULE);
 
 /**
  * Owners are labels shown to people (GET, logs, the live page), so they must render as what they are:
@@ -111,14 +119,63 @@ export const sessionRenewSchema = z.strictObject({ ...frameHead, ...renewFields 
 export const sessionReleaseSchema = z.strictObject({ ...frameHead, leaseId });
 export const sessionWatchSchema = z.strictObject(frameHead);
 
+/** A non-negative integer in a query or path (a token, an event id, an instant), at most 15 digits. */
+const integerParam = (message: string) =>
+  z
+    .string()
+    .regex(/^\d{1,15}$/, message)
+    .transform(Number);
+
+/** A page size in a query: 1 to `max`, `fallback` when absent. */
+const limitParam = (fallback: number, max: number) =>
+  integerParam(`limit must be an integer from 1 to ${max}`)
+    .pipe(
+      z
+        .int()
+        .min(1, `limit must be an integer from 1 to ${max}`)
+        .max(max, `limit must be an integer from 1 to ${max}`),
+    )
+    .optional()
+    .transform((v) => v ?? fallback)
+    .meta({ description: `how many to answer at most (1–${max}, default ${fallback})` });
+
 /** `GET /v1/locks/{name}?after=`: the token after which the page of holders starts (a `nextAfter`). */
 export const inspectQuerySchema = z.object({
-  after: z
-    .string()
-    .regex(/^\d{1,15}$/)
-    .transform(Number)
+  after: integerParam("after must be a token: a non-negative integer (a nextAfter)")
     .optional()
     .meta({ description: "page on through the holders: the `nextAfter` of the previous answer" }),
+});
+
+/** `GET /v1/locks/{name}/events?since=&before=&limit=`: one page of the lock's history, newest first. */
+export const eventsQuerySchema = z.object({
+  since: integerParam("since must be an instant in epoch milliseconds")
+    .optional()
+    .meta({ description: "only events at or after this instant (epoch ms)" }),
+  before: integerParam("before must be an event id (a nextBefore)")
+    .optional()
+    .meta({ description: "page on to older events: the `nextBefore` of the previous answer" }),
+  limit: limitParam(EVENTS_PAGE_SIZE, MAX_EVENTS_PAGE_SIZE),
+});
+
+/** `GET /v1/locks/{name}/tokens/{token}`: a fencing token in the path. */
+export const tokenParamSchema = integerParam("token must be a fencing token: a positive integer")
+  .pipe(z.int().min(1, "token must be a fencing token: a positive integer"))
+  .meta({ description: "the fencing token to check" });
+
+/** `GET /v1/locks?prefix=&after=&limit=`: the directory of active locks under a name prefix. */
+export const directoryQuerySchema = z.object({
+  prefix: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{0,200}$/, "prefix must be up to 200 lock-name characters (A–Z a–z 0–9 . _ - :)")
+    .optional()
+    .transform((v) => v ?? "")
+    .meta({
+      description: "list the locks whose names start with this (default: every lock the key may see)",
+    }),
+  after: lockNameSchema
+    .optional()
+    .meta({ description: "page on: the `nextAfter` of the previous answer (a lock name)" }),
+  limit: limitParam(DIRECTORY_PAGE_SIZE, MAX_DIRECTORY_PAGE_SIZE),
 });
 
 const FIELD_CODES: Record<string, ErrorCode> = {
@@ -133,7 +190,6 @@ const FIELD_CODES: Record<string, ErrorCode> = {
   holderKey: "invalid_holder_key",
   repoll: "invalid_repoll",
   lockDelayMs: "invalid_lock_delay",
-  after: "invalid_query",
   type: "invalid_frame",
   id: "invalid_frame",
 };
@@ -150,7 +206,6 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   invalid_holder_key: "holderKey must be 16–128 characters of A–Z a–z 0–9 _ -",
   invalid_repoll: "repoll must be a boolean",
   invalid_lock_delay: `lockDelayMs must be an integer from 0 to ${MAX_LOCK_DELAY_MS}`,
-  invalid_query: "after must be a token: a non-negative integer (a nextAfter)",
   invalid_frame:
     'a frame is a JSON object with a "type" (acquire, renew, release, watch) and an "id" (an integer or a string of up to 64 characters)',
 };
@@ -175,11 +230,20 @@ export function describeIssue(error: z.ZodError, input: unknown): { code: ErrorC
   return { code, detail: `${HINTS[code] ?? issue.message}${given ? "" : " (missing)"}` };
 }
 
+/**
+ * The problem of a failed query or path parameter: `invalid_query` with the message its schema gives (the
+ * names of query parameters may repeat body fields, e.g. `limit`, with other meanings), or `invalid_name`.
+ */
+export function describeParamIssue(error: z.ZodError): { code: ErrorCode; detail: string } {
+  const issue = error.issues[0];
+  // The live page's lock name is a path parameter, checked here rather than by auth (the page needs no key).
+  if (issue?.path[0] === "name") return { code: "invalid_name", detail: LOCK_NAME_RULE };
+  // Every other parameter's schema words its own message, naming the parameter.
+  return { code: "invalid_query", detail: issue?.message ?? "a query parameter is invalid" };
+}
+
 /** The codes a failed parse of `schema` can produce: one per field, and the rules that span fields. */
 export function inputCodes(schema: z.ZodObject, rules: readonly ErrorCode[] = []): ErrorCode[] {
   const fields = Object.keys(schema.shape).flatMap((k) => FIELD_CODES[k] ?? []);
   return [...new Set([...fields, ...rules])];
 }
-
-/** A lock name in a path; auth.ts checks it before the key's scope, the OpenAPI document describes it. */
-export const lockNameSchema = z.string().regex(LOCK_NAME_PATTERN);

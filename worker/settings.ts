@@ -3,6 +3,7 @@
  * request on Workers). Values are read as plain strings whatever `wrangler types` inferred for them, so
  * a var that is absent, empty, or set only in `.dev.vars` or by `--var` reads the same way.
  */
+import type { ErrorCode } from "../client/src/protocol.ts";
 import type { Principal } from "./auth.ts";
 
 export interface Settings {
@@ -12,6 +13,8 @@ export interface Settings {
   readonly insecureNoAuth: boolean;
   /** `EDGELOCK_CORS_ORIGINS`: comma-separated origins allowed to call from a browser; empty means CORS off. */
   readonly corsOrigins: readonly string[];
+  /** `EDGELOCK_HISTORY=off` stops locks from recording history; only the bench sets it, to measure its cost. */
+  readonly history: boolean;
 }
 
 /** The Hono environment of the app: bindings, plus what auth leaves for the handler. */
@@ -22,6 +25,10 @@ export type AppEnv = {
     principal: Principal;
     /** The lock name from the path, validated and scope-checked; the only name a handler may use. */
     lockName: string;
+    /** The request's id, in its log line and its `x-request-id` answer header (request-log.ts). */
+    requestId: string;
+    /** The problem code the request was answered with, for its log line. */
+    problemCode: ErrorCode;
   };
 };
 
@@ -39,5 +46,6 @@ export function readSettings(env: Env): Settings {
       .split(",")
       .map((o) => o.trim())
       .filter((o) => o !== ""),
+    history: text("EDGELOCK_HISTORY") !== "off",
   };
 }

@@ -5,17 +5,27 @@
  */
 import { z } from "zod";
 import {
+  type DirectoryEntry,
   type ForceReleaseResult,
   type HolderView,
   LEASE_ID_PATTERN,
   type Lease,
+  LOCK_EVENT_KINDS,
   LOCK_KINDS,
   LOCK_MODES,
+  type LockDirectory,
+  type LockEvent,
+  type LockEvents,
   type LockView,
+  MAX_DIRECTORY_PAGE_SIZE,
+  MAX_EVENTS_PAGE_SIZE,
   NOT_HELD_REASONS,
   PROBLEM_TYPE_BASE,
   PROBLEMS,
+  QUEUE_VIEW_SIZE,
   type ReleaseResponse,
+  type TokenCheck,
+  type WaiterView,
 } from "../client/src/protocol.ts";
 import { lockNameSchema } from "./schemas.ts";
 
@@ -46,6 +56,15 @@ export const leaseSchema = z
   })
   .meta({ id: "Lease" }) satisfies z.ZodType<Lease>;
 
+export const waiterViewSchema = z
+  .strictObject({
+    owner: z.string().nullable(),
+    mode,
+    permits: z.int().positive(),
+    waitingSince: z.int(),
+  })
+  .meta({ id: "WaiterView" }) satisfies z.ZodType<WaiterView>;
+
 export const lockViewSchema = z
   .strictObject({
     name: lockNameSchema,
@@ -55,6 +74,7 @@ export const lockViewSchema = z
     holderCount: z.int().nonnegative(),
     nextAfter: z.int().positive().nullable(),
     waiters: z.int().nonnegative(),
+    queue: z.array(waiterViewSchema).max(QUEUE_VIEW_SIZE),
     lastToken: z.int().nonnegative(),
     limit: z.int().positive(),
     permitsInUse: z.int().nonnegative(),
@@ -78,6 +98,65 @@ export const forceReleaseResultSchema = z
     by: z.string(),
   })
   .meta({ id: "ForceReleaseResult" }) satisfies z.ZodType<ForceReleaseResult>;
+
+export const lockEventSchema = z
+  .strictObject({
+    id: z.int().positive(),
+    at: z.int(),
+    kind: z.enum(LOCK_EVENT_KINDS),
+    owner: z.string().nullable(),
+    token: z.int().positive().nullable(),
+    mode,
+    permits: z.int().positive(),
+    holdCount: z.int().nonnegative().nullable(),
+    waitMs: z.int().nonnegative().nullable(),
+    holdMs: z.int().nonnegative().nullable(),
+    expiresAt: z.int().nullable(),
+    renewals: z.int().positive().nullable(),
+    by: z.string().nullable(),
+  })
+  .meta({ id: "LockEvent" }) satisfies z.ZodType<LockEvent>;
+
+export const lockEventsSchema = z
+  .strictObject({
+    name: lockNameSchema,
+    events: z.array(lockEventSchema).max(MAX_EVENTS_PAGE_SIZE),
+    nextBefore: z.int().positive().nullable(),
+    now: z.int(),
+  })
+  .meta({ id: "LockEvents" }) satisfies z.ZodType<LockEvents>;
+
+export const tokenCheckSchema = z
+  .strictObject({
+    name: lockNameSchema,
+    token: z.int().positive(),
+    held: z.boolean(),
+    holder: holderViewSchema.nullable(),
+    lastToken: z.int().nonnegative(),
+  })
+  .meta({ id: "TokenCheck" }) satisfies z.ZodType<TokenCheck>;
+
+export const directoryEntrySchema = z
+  .strictObject({
+    name: lockNameSchema,
+    kind: z.enum(LOCK_KINDS),
+    holderCount: z.int().nonnegative(),
+    waiters: z.int().nonnegative(),
+    since: z.int(),
+    reportedAt: z.int(),
+    until: z.int(),
+  })
+  .meta({ id: "DirectoryEntry" }) satisfies z.ZodType<DirectoryEntry>;
+
+export const lockDirectorySchema = z
+  .strictObject({
+    prefix: z.string(),
+    locks: z.array(directoryEntrySchema).max(MAX_DIRECTORY_PAGE_SIZE),
+    nextAfter: lockNameSchema.nullable(),
+    lagMs: z.int().nonnegative(),
+    now: z.int(),
+  })
+  .meta({ id: "LockDirectory" }) satisfies z.ZodType<LockDirectory>;
 
 export const healthSchema = z.strictObject({ ok: z.literal(true) }).meta({ id: "Health" });
 

@@ -197,11 +197,131 @@ export interface LockView {
   nextAfter: number | null;
   /** Requests waiting for the lock now (not counting waiters whose wait ran out). */
   waiters: number;
+  /** The first QUEUE_VIEW_SIZE of those waiters, in queue order; `waiters` counts them all. */
+  queue: WaiterView[];
   lastToken: number;
   limit: number;
   permitsInUse: number;
   /** Epoch ms until which the lock is unavailable after a lost holder, or null. */
   lockDelayUntil: number | null;
+}
+
+/** Waiters listed in a `GET` (and a `watch` push): the first ones waiting now, in queue order. */
+export const QUEUE_VIEW_SIZE = 20;
+
+/** What anyone may see of a waiter that is waiting now: never its leaseId, holderKey or key name. */
+export interface WaiterView {
+  owner: string | null;
+  mode: LockMode;
+  permits: number;
+  /** Epoch ms when it joined the queue (a re-poll keeps it). */
+  waitingSince: number;
+}
+
+/**
+ * What a lock's history records (`GET /v1/locks/{name}/events`): a lease granted (or one more reentrant
+ * hold), renewed (a run of renewals of one lease is one row), released (a hold, or the whole lease),
+ * expired, forced out (by an admin key), ended because its session closed; a waiter that gave up
+ * (`timed_out`: its wait ran out and no re-poll came), left by a release of its leaseId (`cancelled`) or
+ * with its session (`session_closed`).
+ */
+export const LOCK_EVENT_KINDS = [
+  "granted",
+  "renewed",
+  "released",
+  "expired",
+  "forced",
+  "session_closed",
+  "timed_out",
+  "cancelled",
+] as const;
+export type LockEventKind = (typeof LOCK_EVENT_KINDS)[number];
+/** A lock keeps at most this many events... */
+export const HISTORY_MAX_EVENTS = 1_000;
+/** ...and none older than this (7 days). */
+export const HISTORY_MAX_AGE_MS = 7 * 86_400_000;
+/** Events per page of `GET /v1/locks/{name}/events` unless `limit` says otherwise, and the most it may say. */
+export const EVENTS_PAGE_SIZE = 50;
+export const MAX_EVENTS_PAGE_SIZE = 200;
+
+/** One event of a lock's history. Public fields only: never a leaseId, holderKey or the holder's key name. */
+export interface LockEvent {
+  /** Increases with every event of the lock: pages go on with `?before=<id>`. */
+  id: number;
+  /** Epoch ms when it took effect (an expiry: the lease's `expiresAt`; a give-up: when its kept place lapsed). */
+  at: number;
+  kind: LockEventKind;
+  owner: string | null;
+  /** The lease's fencing token; null for a waiter that was never granted. */
+  token: number | null;
+  mode: LockMode;
+  permits: number;
+  /** Holds the lease counts after the event (granted, released); null otherwise. */
+  holdCount: number | null;
+  /** How long it waited before it was granted (0: at once) or left the queue; null for other events. */
+  waitMs: number | null;
+  /** How long the lease was held, when the event ended it; null otherwise. */
+  holdMs: number | null;
+  /** When the lease ends unless renewed (granted, renewed); null otherwise. */
+  expiresAt: number | null;
+  /** Renewals this row stands for (renewed); null otherwise. */
+  renewals: number | null;
+  /** The admin key that forced the lease out (forced); null otherwise. */
+  by: string | null;
+}
+
+export interface LockEvents {
+  name: string;
+  /** Newest first. */
+  events: LockEvent[];
+  /** Pass as `?before=` for the next (older) page; null on the last. */
+  nextBefore: number | null;
+  /** The lock object's clock when it answered (epoch ms), to show times against. */
+  now: number;
+}
+
+/** `GET /v1/locks/{name}/tokens/{token}`: whether a fencing token belongs to a lease that holds the lock now. */
+export interface TokenCheck {
+  name: string;
+  token: number;
+  held: boolean;
+  /** The lease that token belongs to, while it holds the lock; else null. */
+  holder: HolderView | null;
+  lastToken: number;
+}
+
+/** Locks listed per page of `GET /v1/locks` unless `limit` says otherwise, and the most it may say. */
+export const DIRECTORY_PAGE_SIZE = 100;
+export const MAX_DIRECTORY_PAGE_SIZE = 500;
+/**
+ * How long a lock waits after a change before it reports to the directory: changes within it are one
+ * report. Entries lag their locks by about this much (plus delivery).
+ */
+export const DIRECTORY_REPORT_DELAY_MS = 250;
+
+/** A lock that is held or has waiters, as the directory last heard from it. */
+export interface DirectoryEntry {
+  name: string;
+  kind: LockKind;
+  holderCount: number;
+  waiters: number;
+  /** Epoch ms: the earliest grant or wait among what it holds or queues now. */
+  since: number;
+  /** When the lock reported this (epoch ms, the lock's clock). */
+  reportedAt: number;
+  /** Unless the lock reports again, the entry is dropped at this instant (its leases' and waits' end). */
+  until: number;
+}
+
+export interface LockDirectory {
+  prefix: string;
+  /** In name order. */
+  locks: DirectoryEntry[];
+  /** Pass as `?after=` for the next page; null on the last. */
+  nextAfter: string | null;
+  /** How far behind its locks the directory usually is (ms): it is an index, not the locks themselves. */
+  lagMs: number;
+  now: number;
 }
 
 export const NOT_HELD_REASONS = [

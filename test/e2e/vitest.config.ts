@@ -7,6 +7,7 @@ import { defineConfig } from "vitest/config";
  * chaos.test.ts runs in the direct project only: its 60 s run starts chaos/run.ts's default server, the
  * direct path (the one `npm start` serves); chaos-check.test.ts (the checker on synthetic logs) needs no server. The Python client's suite
  * runs there only too: it tests the client, and the server's paths are compared by the rest of the suite.
+ * The browser test of the live page (live-page.test.ts) runs against `wrangler dev` only: it tests the page.
  */
 export default defineConfig({
   test: {
@@ -18,7 +19,12 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "direct", env: { E2E_SERVER: "direct" }, sequence: { groupOrder: 1 } },
+        test: {
+          name: "direct",
+          exclude: ["test/e2e/live-page.test.ts"],
+          env: { E2E_SERVER: "direct" },
+          sequence: { groupOrder: 1 },
+        },
       },
       {
         extends: true,

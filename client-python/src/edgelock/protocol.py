@@ -30,6 +30,15 @@ MAX_HOLD_COUNT = 16
 MAX_HOLDERS_IN_PROBLEM = 5
 HOLDERS_PAGE_SIZE = 100
 MAX_BODY_BYTES = 8_192
+# What the server shows of a lock's queue, history and directory (docs/api.md); this client does not call
+# those routes, it mirrors the contract's numbers.
+QUEUE_VIEW_SIZE = 20
+HISTORY_MAX_EVENTS = 1_000
+EVENTS_PAGE_SIZE = 50
+MAX_EVENTS_PAGE_SIZE = 200
+DIRECTORY_PAGE_SIZE = 100
+MAX_DIRECTORY_PAGE_SIZE = 500
+DIRECTORY_REPORT_DELAY_MS = 250
 
 LOCK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 #: Lease ids and holder keys: 16-128 characters of A-Z a-z 0-9 _ -.
