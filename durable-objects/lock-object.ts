@@ -171,7 +171,14 @@ export class LockObject extends DurableObject<Env> {
     this.#sessions.frame(ws, message, Date.now());
   }
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    // Answer the client's close frame, or it waits for one (local workerd does not reply by itself, whatever
+    // the compatibility date says): 1005/1006 are not codes one may send, so those get a plain 1000.
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
+    } catch {
+      // Already closed: nothing to answer.
+    }
     this.#closeSession(ws);
   }
 

@@ -351,6 +351,8 @@ class Model {
     if (lease !== undefined) {
       if (lease.holds.length === 1) {
         this.end(lease, "released", now);
+        // The release came over HTTP: a session's lease released there is lost to its session.
+        if (lease.session !== null) this.lostNow.push(`${lease.leaseId}:released`);
         return { kind: "released", holdCount: 0 };
       }
       // The hold this id names ends, in whatever order the holds are given back.

@@ -164,6 +164,8 @@ export interface RenewCommand {
 export interface ReleaseCommand {
   readonly type: "release";
   readonly leaseId: string;
+  /** The session the release came over; absent for HTTP. A session's lease released elsewhere is lost to it. */
+  readonly session?: string;
 }
 
 export interface ForceReleaseCommand {
@@ -358,7 +360,7 @@ export function transition<C extends Command>(
       [s, outcome] = renew(s, cmd, log);
       break;
     case "release":
-      [s, outcome] = release(s, cmd.leaseId, log);
+      [s, outcome] = release(s, cmd, log);
       break;
     case "forceRelease":
       outcome = { kind: "forced", count: s.holders.length };
@@ -671,10 +673,15 @@ function renew(s: LockState, cmd: RenewCommand, log: StepLog): [LockState, Renew
   ];
 }
 
-function release(s: LockState, leaseId: string, log: StepLog): [LockState, ReleaseOutcome] {
+function release(s: LockState, cmd: ReleaseCommand, log: StepLog): [LockState, ReleaseOutcome] {
+  const { leaseId } = cmd;
   const lease = findHolder(s, leaseId);
   if (lease !== undefined) {
     if (holdCount(lease) === 1) {
+      // Released by its leaseId over another channel: the session that holds it must hear it has lost it.
+      if (lease.session !== null && lease.session !== (cmd.session ?? null)) {
+        log.lost.push({ lease, reason: "released", by: null });
+      }
       return [endHolders(s, [lease], "released", log), { kind: "released", holdCount: 0 }];
     }
     // One hold ends, the one this id names, whatever order the holds are given back in.

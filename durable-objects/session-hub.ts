@@ -125,7 +125,7 @@ export class SessionHub {
         return;
       }
       case "release": {
-        const outcome = host.apply({ type: "release", leaseId: frame.leaseId }, now);
+        const outcome = host.apply({ type: "release", leaseId: frame.leaseId, session: a.session }, now);
         ws.send(
           outcome.kind === "rejected"
             ? frames.error(frame.id, problemOf(outcome))

@@ -4,7 +4,14 @@
  * wire shapes and problems as the HTTP answers (worker/answers.ts). What a session knows between frames
  * lives in its socket's attachment, so it survives hibernation. No lock rules and no socket I/O here.
  */
-import type { LockView, NotHeldReason } from "../client/src/protocol.ts";
+import type {
+  Lease,
+  LockView,
+  NotHeldReason,
+  ReleaseResponse,
+  SessionFrameId,
+  SessionServerFrame,
+} from "../client/src/protocol.ts";
 import { MAX_BODY_BYTES } from "../client/src/protocol.ts";
 import { ProblemError } from "../worker/problem.ts";
 import {
@@ -18,7 +25,7 @@ import {
 import type { AcquireInput } from "./lock-object.ts";
 
 /** A client-chosen frame id, echoed in the answer. */
-export type FrameId = number | string;
+export type FrameId = SessionFrameId;
 
 /** A session's roles, weakest first, as the Worker checked them at the upgrade. */
 export const SESSION_ROLES = ["read", "write", "admin"] as const;
@@ -129,19 +136,21 @@ export function parseFrame(message: string | ArrayBuffer, newLeaseId: () => stri
   }
 }
 
-/** The frames the server sends: each carries the same fields as the HTTP answer it stands for. */
+const send = (frame: SessionServerFrame): string => JSON.stringify(frame);
+
+/** The frames the server sends (protocol.ts's SessionServerFrame): each is the HTTP answer it stands for. */
 export const frames = {
-  granted: (id: FrameId, lease: object) => JSON.stringify({ type: "granted", id, ...lease }),
-  released: (id: FrameId, answer: object) => JSON.stringify({ type: "released", id, ...answer }),
+  granted: (id: FrameId, lease: Lease) => send({ type: "granted", id, ...lease }),
+  released: (id: FrameId, answer: ReleaseResponse) => send({ type: "released", id, ...answer }),
   /** The problem's members, with its `type` URI as `problemType`: the frame's `type` is "error". */
   error: (id: FrameId | null, problem: ProblemError) => {
     const { type: problemType, ...members } = problem.body();
-    return JSON.stringify({ type: "error", id, problemType, ...members });
+    return send({ type: "error", id, problemType, ...members });
   },
   lost: (leaseId: string, reason: NotHeldReason, by: string | null) =>
-    JSON.stringify({ type: "lost", leaseId, reason, ...(by === null ? {} : { by }) }),
+    send({ type: "lost", leaseId, reason, ...(by === null ? {} : { by }) }),
   state: (id: FrameId | null, view: LockView) =>
-    JSON.stringify({ type: "state", ...(id === null ? {} : { id }), ...view }),
+    send({ type: "state", ...(id === null ? {} : { id }), ...view }),
 };
 
 /** Whether a session may send this frame: watching needs a read key, the rest a write key. */

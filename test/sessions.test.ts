@@ -216,6 +216,22 @@ describe("lost and watch", () => {
     s.close();
   });
 
+  it("pushes lost when the lease is released by its leaseId over another channel", async () => {
+    const name = lockName("s-released-elsewhere");
+    const s = await openSession(name);
+    s.send({ type: "acquire", id: 1, ttlMs: 60_000 });
+    const { leaseId } = await s.next((f) => f.id === 1);
+    await release(name, leaseId);
+    expect(await s.next((f) => f.type === "lost")).toEqual({ type: "lost", leaseId, reason: "released" });
+    // Its own release over the session is no loss: it gets the answer, and no lost frame.
+    s.send({ type: "acquire", id: 2, ttlMs: 60_000 });
+    const again = await s.next((f) => f.id === 2);
+    s.send({ type: "release", id: 3, leaseId: again.leaseId });
+    await s.next((f) => f.id === 3);
+    expect(s.received.filter((f) => f.type === "lost")).toHaveLength(1);
+    s.close();
+  });
+
   it("sends the state at once on watch, and on every change of holders or waiters", async () => {
     const name = lockName("s-watch");
     const watcher = await openSession(name);

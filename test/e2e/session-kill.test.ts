@@ -67,3 +67,19 @@ it("frees it for the next session holder too", async () => {
   expect(Date.now() - killedAt).toBeLessThan(3_000);
   await killed(next.child);
 });
+
+it("answers a client's close frame at once, so the client is not left waiting for one", async () => {
+  const ws = new WebSocket(`${server.url.replace(/^http/, "ws")}/v1/locks/${uniqueName("close")}/session`);
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = reject;
+  });
+  const closing = Date.now();
+  const closed = new Promise<CloseEvent>((resolve) => {
+    ws.onclose = resolve;
+  });
+  ws.close(1000, "done");
+  const event = await closed;
+  expect(event.code).toBe(1000);
+  expect(Date.now() - closing).toBeLessThan(2_000);
+});
