@@ -22,7 +22,7 @@ async function run({ spec, name, rounds, counterFile, holdMs = 0 }) {
   await new Promise((resolve) => process.once("message", resolve));
   const waits = [];
   const ends = [];
-  const grants = []; // [asked, granted] in epoch ms, comparable across processes
+  const grants = []; // [requested, granted] in epoch ms, comparable across processes
   const epoch = () => performance.timeOrigin + performance.now();
   let timeouts = 0;
   system.stats.requests = 0;
@@ -36,7 +36,8 @@ async function run({ spec, name, rounds, counterFile, holdMs = 0 }) {
       continue;
     }
     waits.push(performance.now() - asked);
-    grants.push([askedAt, epoch()]);
+    // In line from when the request left (systems that know it), else from the call's start (pollers).
+    grants.push([lease.requestedAt ?? askedAt, epoch()]);
     const value = Number(readFileSync(counterFile, "utf8"));
     // Between the read and the write: a second holder in this window would lose an update.
     if (holdMs > 0) await sleep(holdMs);

@@ -43,8 +43,10 @@ function startWorker(job) {
 /**
  * Grants that overtook a request another process had made more than `slackMs` earlier: 0 for a FIFO
  * lock (the slack absorbs the client-to-server skew of near-simultaneous requests). "Made" is when the
- * acquire call began: a wait that re-polls past the per-request cap counts as one request from its first
- * try, because it promised each re-poll (`repoll: true`) and so keeps its turn (docs/api.md "Waiting").
+ * request that took the waiter's place left the client, where the system says (`lease.requestedAt`: an
+ * edgelock HTTP body sent, a session frame sent, etcd's put), else when the acquire call began. A wait
+ * that re-polls past the per-request cap counts from its first request, because it promised each re-poll
+ * (`repoll: true`) and so keeps its turn (docs/api.md "Waiting").
  * A client that does not promise has no turn between its requests (the lock is work-conserving), so its
  * overtakes are the rules working, not a fault: the bench runs such a client only as a control.
  */

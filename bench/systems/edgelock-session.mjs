@@ -39,13 +39,17 @@ async function openSession(url, name, apiKey) {
   ping.unref();
   let nextId = 1;
   return {
-    /** Sends a frame and resolves the server's answer to it (`granted`, `released` or `error`). */
+    /**
+     * Sends a frame; resolves the server's answer to it (`granted`, `released` or `error`) and when the
+     * frame was handed to the socket (epoch ms).
+     */
     call(frame) {
       if (closed !== null) return Promise.reject(new Error(`session ${name}: ${closed}`));
       const id = nextId++;
       const answer = new Promise((resolve, reject) => answers.set(id, { resolve, reject }));
       ws.send(JSON.stringify({ ...frame, id }));
-      return answer;
+      const sentAt = performance.timeOrigin + performance.now();
+      return answer.then((reply) => ({ reply, sentAt }));
     },
     close() {
       clearInterval(ping);
@@ -71,14 +75,15 @@ export function createEdgelockSession({ url, apiKey, label = "edgelock session" 
   return {
     label,
     stats,
-    /** Resolves the lease, or null when `waitMs` ran out first. */
+    /** Resolves the lease (`requestedAt`: when its acquire frame was sent), or null when `waitMs` ran out. */
     async acquire(name, { ttlMs, waitMs = 0 }) {
       const session = await sessionFor(name);
       const leaseId = randomBytes(12).toString("base64url");
       stats.requests++;
-      const answer = await session.call({ type: "acquire", ttlMs, waitMs, leaseId });
-      if (answer.type === "granted")
-        return { name, leaseId, token: answer.token, expiresAt: answer.expiresAt };
+      const { reply: answer, sentAt } = await session.call({ type: "acquire", ttlMs, waitMs, leaseId });
+      if (answer.type === "granted") {
+        return { name, leaseId, token: answer.token, expiresAt: answer.expiresAt, requestedAt: sentAt };
+      }
       // A wait that ran out is answered with the 409 that says what still blocks it.
       if (answer.type === "error" && BUSY.has(answer.code)) return null;
       throw new Error(`acquire ${name}: ${answer.type} ${answer.code ?? ""}`);
@@ -86,7 +91,7 @@ export function createEdgelockSession({ url, apiKey, label = "edgelock session" 
     async release(lease) {
       const session = await sessionFor(lease.name);
       stats.requests++;
-      const answer = await session.call({ type: "release", leaseId: lease.leaseId });
+      const { reply: answer } = await session.call({ type: "release", leaseId: lease.leaseId });
       if (answer.type !== "released") throw new Error(`release ${lease.name}: ${answer.code}`);
     },
     async close() {
