@@ -16,16 +16,25 @@ export const ROOT_DIR = join(BENCH_DIR, "..");
 export const EDGELOCK_VARS = JSON.parse(
   process.env.BENCH_EDGELOCK_VARS ?? '{"EDGELOCK_INSECURE_NO_AUTH":"true"}',
 );
-export const EDGELOCK_HEADERS = process.env.BENCH_API_KEY
-  ? { authorization: `Bearer ${process.env.BENCH_API_KEY}` }
-  : {};
+export const EDGELOCK_API_KEY = process.env.BENCH_API_KEY || undefined;
+export const EDGELOCK_HEADERS =
+  EDGELOCK_API_KEY === undefined ? {} : { authorization: `Bearer ${EDGELOCK_API_KEY}` };
 
 /** The polling Redis client's sleep between SET NX attempts; redlock's tuned retry delay. */
 export const REDIS_POLL_MS = 10;
 export const REDLOCK_TUNED_DELAY_MS = 50;
 
+/**
+ * The contended counter with waits past one request's cap (issue 9): each acquire request waits at most
+ * `maxWaitMs` and each critical section lasts `holdMs`, so that at P=4 a wait (about 3 sections) spans
+ * several requests and every grant can be checked for overtakes across re-polls.
+ */
+export const CAPPED = { maxWaitMs: 50, holdMs: 50 };
+
 const FULL = {
   floorRequests: 300,
+  /** The write + setAlarm floor again, with the hand-off scenario's 30–80 ms pause before each call. */
+  floorPausedRequests: 100,
   uncontendedPairs: 1000,
   contendedProcesses: [2, 4],
   contendedRounds: 40,
@@ -40,17 +49,16 @@ const FULL = {
 };
 
 const QUICK = {
+  ...FULL,
   floorRequests: 30,
+  floorPausedRequests: 10,
   uncontendedPairs: 50,
-  contendedProcesses: [2, 4],
   contendedRounds: 5,
   handoffs: 5,
   expiries: 2,
-  expiryTtlMs: 500,
   manyLocks: 300,
   manyLocksDev: 100,
   manyFloorObjects: 100,
-  manyInFlight: 64,
 };
 
 export function parameters(quick) {

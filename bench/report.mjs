@@ -61,7 +61,7 @@ function table(headers, rows) {
 const lat = (s) => [s.p50, s.p90, s.p99, s.max];
 
 function floorSection(r) {
-  const kinds = ["route", "doNoop", "doWrite", "doWriteAlarm"];
+  const kinds = ["route", "doNoop", "doWrite", "doWriteAlarm", "routePaused", "doWriteAlarmPaused"];
   const rows = Object.entries(r.floor).map(([path, f]) => [
     path,
     ...kinds.flatMap((k) => (f[k] ? [f[k].p50, f[k].p99] : [null, null])),
@@ -94,9 +94,17 @@ function floorSection(r) {
       "edgelock's own work per request (pair p50 / 2 − write + alarm floor; ≤ 0: within noise)",
       minus(direct ? direct.uncontended.pair.p50 / 2 : null, f("workerd direct", "doWriteAlarm")),
     ],
+    [
+      "waking up: a no-op route after the hand-off's 30–80 ms pause − back to back",
+      minus(f("workerd direct", "routePaused"), f("workerd direct", "route")),
+    ],
+    [
+      "waking up: write + setAlarm after the pause − back to back",
+      minus(f("workerd direct", "doWriteAlarmPaused"), f("workerd direct", "doWriteAlarm")),
+    ],
   ];
   return [
-    "### 6. The floor (sequential round trips, ms)",
+    "### 6. The floor (sequential round trips, ms; workerd direct is what npm start serves)",
     table(
       [
         "path",
@@ -108,41 +116,81 @@ function floorSection(r) {
         "p99",
         "write + setAlarm p50",
         "p99",
+        "no-op route after pause p50",
+        "p99",
+        "write + setAlarm after pause p50",
+        "p99",
         `fresh DOs + 1 write /s (${r.params.manyFloorObjects}, ${r.params.manyInFlight} in flight)`,
       ],
       rows,
     ),
+    "",
+    `"After pause": ${r.params.floorPausedRequests} calls, each after the hand-off scenario's random 30–80 ms pause (untimed), as a release in the hand-off is sent; the others run back to back.`,
     "",
     "Where one request's time goes (differences of p50s, ms):",
     table(["step", "ms"], breakdown),
   ].join("\n");
 }
 
+/** One row of the contended tables. */
+const contendedRow = (label, c) => [
+  label,
+  c.processes,
+  c.sections,
+  c.lostUpdates,
+  c.sectionsPerSec,
+  c.wait.p50,
+  c.wait.p99,
+  c.wait.max,
+  c.wait.mean,
+  c.maxOverMeanWait,
+  c.jain,
+  c.overtakes,
+  c.requestsPerSection,
+  c.timeouts,
+];
+const CONTENDED_HEADERS = [
+  "system",
+  "P",
+  "CS",
+  "lost",
+  "CS/s",
+  "wait p50",
+  "p99",
+  "max",
+  "mean",
+  "max/mean",
+  "Jain",
+  "overtakes",
+  "requests/CS",
+  "timeouts",
+];
+
+/** Issue 9's runs: waits that span several requests, with and without the promise to re-poll. */
+function cappedSection(r) {
+  if (!r.capped?.length) return [];
+  const { maxWaitMs, holdMs } = r.capped[0];
+  const rows = r.capped.flatMap((run) =>
+    run.contended.map((c) => [...contendedRow(run.label, c), c.repollsPerSection]),
+  );
+  return [
+    "",
+    `### 2b. Waits past the per-request cap: the contended counter on workerd direct, each acquire request waiting at most ${maxWaitMs} ms, each section held ${holdMs} ms (wait in ms)`,
+    table([...CONTENDED_HEADERS, "re-polls/CS"], rows),
+    "",
+    "An overtake is a grant to a request made more than 5 ms after another process's request that was still in its acquire call (re-polls included). With `repoll: true` every waiter keeps its turn between its requests, so any overtake is a FIFO fault; without it (the control) the lock is free to serve the waiters behind between a request's end and its re-poll, so overtakes there are the work-conserving rule at work, and show that the count sees them.",
+  ];
+}
+
 function scenarioSections(r) {
   const S = r.systems;
-  const contendedRows = S.flatMap((s) =>
-    s.contended.map((c) => [
-      s.label,
-      c.processes,
-      c.sections,
-      c.lostUpdates,
-      c.sectionsPerSec,
-      ...lat(c.wait).slice(0, 1),
-      c.wait.p99,
-      c.wait.max,
-      c.wait.mean,
-      c.maxOverMeanWait,
-      c.jain,
-      c.overtakes,
-      c.requestsPerSection,
-      c.timeouts,
-    ]),
-  );
+  const having = (k) => S.filter((s) => s[k] !== undefined);
+  const contendedRows = having("contended").flatMap((s) => s.contended.map((c) => contendedRow(s.label, c)));
   return [
     `### 1. Uncontended: one client, acquire + release, ${r.params.uncontendedPairs} pairs (ms)`,
     table(
       ["system", "p50", "p90", "p99", "max", "pairs/s", "requests/pair"],
-      S.map((s) => [
+      having("uncontended").map((s) => [
         s.label,
         ...lat(s.uncontended.pair),
         s.uncontended.pairsPerSec,
@@ -151,42 +199,25 @@ function scenarioSections(r) {
     ),
     "",
     `### 2 + 7. Contended counter: P processes × ${r.params.contendedRounds} rounds (wait in ms)`,
-    table(
-      [
-        "system",
-        "P",
-        "CS",
-        "lost",
-        "CS/s",
-        "wait p50",
-        "p99",
-        "max",
-        "mean",
-        "max/mean",
-        "Jain",
-        "overtakes",
-        "requests/CS",
-        "timeouts",
-      ],
-      contendedRows,
-    ),
+    table(CONTENDED_HEADERS, contendedRows),
+    ...cappedSection(r),
     "",
     `### 3. Hand-off: release call → waiter's grant, ${r.params.handoffs} hand-offs (ms)`,
     table(
       ["system", "p50", "p90", "p99", "max", "waiter requests per hand-off"],
-      S.map((s) => [s.label, ...lat(s.handoff.handoff), s.handoff.waiterRequests]),
+      having("handoff").map((s) => [s.label, ...lat(s.handoff.handoff), s.handoff.waiterRequests]),
     ),
     "",
     `### 4. Lease expiry: lateness of the waiter's grant after the holder's TTL, ${r.params.expiries} expiries (ms)`,
     table(
       ["system", "TTL", "p50", "p90", "p99", "max"],
-      S.map((s) => [s.label, s.expiry.ttlMs, ...lat(s.expiry.lateness)]),
+      having("expiry").map((s) => [s.label, s.expiry.ttlMs, ...lat(s.expiry.lateness)]),
     ),
     "",
     `### 5. Many locks: distinct names, acquire + release each, ${r.params.manyInFlight} in flight`,
     table(
       ["system", "names", "pairs/s", "requests/s", "server RSS before (MiB)", "after (MiB)", "process"],
-      S.map((s) => [
+      having("many").map((s) => [
         s.label,
         s.many.locks,
         s.many.pairsPerSec,
@@ -205,8 +236,9 @@ function targetSections(r) {
     out.push(`### Targets: ${s.label} (floor: ${s.floorPath})`);
     out.push(
       table(
-        ["target", "value", "limit", "status"],
+        ["issue", "target", "value", "limit", "status"],
         checkTargets(r, s.key).map((t) => [
+          t.issue,
           t.name,
           `${fmt(t.value)}${t.unit}`,
           `${fmt(t.limit)}${t.unit}`,

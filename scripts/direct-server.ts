@@ -78,8 +78,11 @@ export async function serveDirect(o: DirectServerOptions): Promise<DirectServer>
   }
 }
 
-/** `wrangler deploy --dry-run`: the sources as they are now, bundled as a deploy would bundle them. */
-async function bundle(config: string, outDir: string): Promise<string> {
+/**
+ * `wrangler deploy --dry-run`: the sources as they are now, bundled as a deploy would bundle them into
+ * `outDir`. Resolves the bundled script's path. Also used by the bench's RPC scenario.
+ */
+export async function bundle(config: string, outDir: string): Promise<string> {
   await promisify(execFile)(
     process.execPath,
     [WRANGLER_BIN, "deploy", "--dry-run", "--outdir", outDir, "-c", config],

@@ -7,8 +7,8 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { bundle } from "../../scripts/direct-server.ts";
 import { BENCH_DIR, EDGELOCK_VARS, ROOT_DIR } from "../config.mjs";
-import { bundle } from "../servers/workerd.mjs";
 import { summarize } from "../stats.mjs";
 
 const PATHS = ["client over RPC", "client over HTTP binding", "bare RPC calls", "bare HTTP binding requests"];
@@ -20,10 +20,10 @@ async function loadMiniflare() {
 }
 
 export async function rpcVersusHttp({ uncontendedPairs: pairs }, tmp) {
-  const edgelock = join(tmp, "binding/edgelock");
-  const caller = join(tmp, "binding/caller");
-  bundle(join(ROOT_DIR, "wrangler.toml"), edgelock);
-  bundle(join(BENCH_DIR, "binding/wrangler.toml"), caller);
+  const [edgelock, caller] = await Promise.all([
+    bundle(join(ROOT_DIR, "wrangler.toml"), join(tmp, "binding/edgelock")),
+    bundle(join(BENCH_DIR, "binding/wrangler.toml"), join(tmp, "binding/caller")),
+  ]);
   const { Miniflare, convertV4MiniflareOptions, Log, LogLevel } = await loadMiniflare();
   const worker = (script) => ({
     compatibilityDate: "2026-11-01",
@@ -37,7 +37,7 @@ export async function rpcVersusHttp({ uncontendedPairs: pairs }, tmp) {
     workers: [
       {
         name: "edgelock-bench-caller",
-        ...worker(join(caller, "worker.js")),
+        ...worker(caller),
         bindings: { BENCH_API_KEY: process.env.BENCH_API_KEY ?? "" },
         serviceBindings: {
           EDGELOCK: { name: "edgelock", entrypoint: "EdgelockRpc" },
@@ -46,7 +46,7 @@ export async function rpcVersusHttp({ uncontendedPairs: pairs }, tmp) {
       },
       {
         name: "edgelock",
-        ...worker(join(edgelock, "index.js")),
+        ...worker(edgelock),
         bindings: EDGELOCK_VARS,
         durableObjects: { LOCK: { className: "LockObject", useSQLite: true } },
       },

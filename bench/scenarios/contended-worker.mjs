@@ -1,8 +1,8 @@
 /**
  * One OS process of the contended-counter scenario, for any system (forked by contended.mjs). It builds its
  * own client from the spec, warms up, waits for "go", then runs `rounds` critical sections:
- * acquire with wait → read the counter file → write counter + 1 → release. It reports its waits, the
- * times its sections ended and the requests its client sent.
+ * acquire with wait → read the counter file → (stay `holdMs`) → write counter + 1 → release. It reports its
+ * waits, the times its sections ended, and the requests (and re-polls) its client sent.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { makeSystem } from "../systems/index.mjs";
@@ -10,7 +10,9 @@ import { makeSystem } from "../systems/index.mjs";
 const WAIT_MS = 60_000;
 const TTL_MS = 10_000;
 
-async function run({ spec, name, rounds, counterFile }) {
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function run({ spec, name, rounds, counterFile, holdMs = 0 }) {
   const system = await makeSystem(spec);
   // One unmeasured section first: it opens the connection, warms the code and (for the first process)
   // creates the lock, so the first measured wait is not a cold start of the client or the server.
@@ -20,10 +22,11 @@ async function run({ spec, name, rounds, counterFile }) {
   await new Promise((resolve) => process.once("message", resolve));
   const waits = [];
   const ends = [];
-  const grants = []; // [asked, granted] in epoch ms, comparable across processes
+  const grants = []; // [requested, granted] in epoch ms, comparable across processes
   const epoch = () => performance.timeOrigin + performance.now();
   let timeouts = 0;
   system.stats.requests = 0;
+  system.stats.repolls = 0;
   for (let i = 0; i < rounds; i++) {
     const asked = performance.now();
     const askedAt = epoch();
@@ -33,15 +36,18 @@ async function run({ spec, name, rounds, counterFile }) {
       continue;
     }
     waits.push(performance.now() - asked);
-    grants.push([askedAt, epoch()]);
+    // In line from when the request left (systems that know it), else from the call's start (pollers).
+    grants.push([lease.requestedAt ?? askedAt, epoch()]);
     const value = Number(readFileSync(counterFile, "utf8"));
+    // Between the read and the write: a second holder in this window would lose an update.
+    if (holdMs > 0) await sleep(holdMs);
     writeFileSync(counterFile, String(value + 1));
     await system.release(lease);
     ends.push(epoch());
   }
-  const requests = system.stats.requests;
+  const { requests, repolls } = system.stats;
   await system.close();
-  process.send({ type: "done", waits, ends, grants, timeouts, requests });
+  process.send({ type: "done", waits, ends, grants, timeouts, requests, repolls });
 }
 
 process.once("message", (job) => {

@@ -1,21 +1,25 @@
 /**
  * Scenario 6, the floor: sequential round trips that do (almost) nothing, so every lock figure can be
  * read as a multiple of what the platform itself costs. For workerd: a no-op route of a Worker, a no-op
- * Durable Object method, a DO method doing one SQLite write, and one doing a write plus a setAlarm. For context: a no-op Node HTTP server
- * (the client's own share), Redis PING and an etcd read.
+ * Durable Object method, a DO method doing one SQLite write, and one doing a write plus a setAlarm, back to
+ * back; the no-op route and the write + setAlarm again after the hand-off scenario's pause. For context: a
+ * no-op Node HTTP server (the client's own share), Redis PING and an etcd read.
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import { summarize } from "../stats.mjs";
 import { countedRedis } from "../systems/redis.mjs";
+import { handoffPause } from "./handoff.mjs";
 
 const WARMUP = 10;
 const BODY = JSON.stringify({ ttlMs: 10_000, leaseId: "floor-floor-floor-floor" });
 
-async function timeSequential(count, call) {
+/** `count` calls one after the other, each timed; `pause` (untimed) runs before each. */
+async function timeSequential(count, call, pause = async () => {}) {
   for (let i = 0; i < WARMUP; i++) await call();
   const latencies = [];
   for (let i = 0; i < count; i++) {
+    await pause();
     const t = performance.now();
     await call();
     latencies.push(performance.now() - t);
@@ -35,15 +39,27 @@ function post(url, headers = {}) {
   };
 }
 
-/** The three workerd floors at `url` (a running bench/floor worker). */
-export async function workerdFloor(url, { floorRequests }) {
+/**
+ * The workerd floors at `url` (a running bench/floor worker). With `paused`, also the no-op route and the
+ * write + setAlarm after the hand-off's pause: the hand-off's fair floor, and how much of it is wake-up.
+ */
+export async function workerdFloor(url, { floorRequests, floorPausedRequests }, { paused = false } = {}) {
   const object = `floor-${randomBytes(4).toString("hex")}`;
-  return {
+  const floor = {
     route: await timeSequential(floorRequests, post(`${url}/noop`)),
     doNoop: await timeSequential(floorRequests, post(`${url}/do/${object}/noop`)),
     doWrite: await timeSequential(floorRequests, post(`${url}/do/${object}/write`)),
     doWriteAlarm: await timeSequential(floorRequests, post(`${url}/do/${object}/writeAlarm`)),
   };
+  if (paused) {
+    floor.routePaused = await timeSequential(floorPausedRequests, post(`${url}/noop`), handoffPause);
+    floor.doWriteAlarmPaused = await timeSequential(
+      floorPausedRequests,
+      post(`${url}/do/${object}/writeAlarm`),
+      handoffPause,
+    );
+  }
+  return floor;
 }
 
 /**

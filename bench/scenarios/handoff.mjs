@@ -11,6 +11,13 @@ import { makeSystem } from "../systems/index.mjs";
 
 const WAIT_MS = 10_000;
 
+/**
+ * The pause before each release: it lets the waiter park (or start polling), and its randomness puts the
+ * release at a random poll phase. The floor measures one write + setAlarm after the same pause, because a
+ * request sent after idling costs more on this machine than one sent back to back (CPU wake-up).
+ */
+export const handoffPause = () => sleep(30 + Math.random() * 50);
+
 async function pairOfClients(spec) {
   const holder = await makeSystem(spec);
   const waiter = await makeSystem(spec);
@@ -31,8 +38,7 @@ export async function handoff(spec, { handoffs }) {
         grantedAt = performance.now();
         return lease;
       });
-      // Let the waiter park (or start polling); a random pause puts the release at a random poll phase.
-      await sleep(30 + Math.random() * 50);
+      await handoffPause();
       const releasedAt = performance.now();
       await holder.release(held);
       const lease = await waiting;

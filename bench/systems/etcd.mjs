@@ -43,6 +43,8 @@ export function createEtcd({ url, label = "etcd mutex" }) {
       const expiresAt = Date.now() + ttlSeconds * 1000;
       const { ID } = await rpc(() => client.leaseClient.leaseGrant({ TTL: ttlSeconds }));
       const key = Buffer.from(prefix + BigInt(ID).toString(16));
+      // The put's revision is this waiter's place in line: the time the overtake count goes by.
+      const requestedAt = performance.timeOrigin + performance.now();
       const put = await rpc(() => client.kv.put({ key, value: Buffer.alloc(0), lease: ID }));
       const myRevision = BigInt(put.header.revision);
       for (;;) {
@@ -57,7 +59,9 @@ export function createEtcd({ url, label = "etcd mutex" }) {
             keys_only: true,
           }),
         );
-        if (older.kvs.length === 0) return { name, leaseID: ID, expiresAt, ttlMs: ttlSeconds * 1000 };
+        if (older.kvs.length === 0) {
+          return { name, leaseID: ID, expiresAt, ttlMs: ttlSeconds * 1000, requestedAt };
+        }
         const next = BigInt(older.header.revision) + 1n;
         if (Date.now() >= deadline || !(await waitDelete(older.kvs[0].key, next, deadline))) {
           await rpc(() => client.leaseClient.leaseRevoke({ ID }));

@@ -4,6 +4,7 @@
  * `{ label, stats: { requests }, acquire(name, { ttlMs, waitMs }) → lease | null, release(lease), close() }`.
  */
 import { createEdgelock } from "./edgelock.mjs";
+import { createEdgelockSession } from "./edgelock-session.mjs";
 import { createEtcd } from "./etcd.mjs";
 import { createRedis } from "./redis.mjs";
 import { createRedlock } from "./redlock.mjs";
@@ -12,6 +13,8 @@ export async function makeSystem(spec) {
   switch (spec.kind) {
     case "edgelock":
       return createEdgelock(spec);
+    case "edgelock-session":
+      return createEdgelockSession(spec);
     case "redis":
       return createRedis(spec);
     case "redlock":
