@@ -173,13 +173,21 @@ class Model {
   delayUntil = 0;
   limit = 1;
 
-  begin(now: number): void {
+  begin(now: number, cmd: Command): void {
     this.endedNow = [];
     this.grantedNow = [];
     this.lostNow = [];
     for (const l of this.holders.filter((h) => h.expiresAt <= now)) this.end(l, "expired", now);
     this.queue = this.queue.filter((w) => w.holdUntil > now);
     if (this.delayUntil <= now) this.delayUntil = 0;
+    if (cmd.type === "waitEnded") {
+      // Answered now: a waiter that promised a re-poll keeps its turn for the reserve from this answer.
+      const w = this.queue.find((q) => q.leaseId === cmd.leaseId);
+      if (w !== undefined && now > w.waitUntil && w.reserveUntil > w.waitUntil) {
+        w.reserveUntil = Math.max(w.reserveUntil, now + REPOLL_RESERVE_MS);
+        w.holdUntil = Math.max(w.holdUntil, now + REPOLL_GRACE_MS);
+      }
+    }
     this.grantPass(now);
   }
 
@@ -545,7 +553,7 @@ function step(run: Run, cmd: Command): void {
   run.history.record(result);
   run.log.push(`${now - T0}ms ${JSON.stringify(cmd)} -> ${JSON.stringify(result.outcome)}`);
 
-  model.begin(now);
+  model.begin(now, cmd);
   const expected = predict(model, cmd, now);
   model.grantPass(now);
 

@@ -210,6 +210,20 @@ describe("queue", () => {
     expect(lapsed.effects.granted.map((l) => l.leaseId)).toEqual(["c"]);
   });
 
+  it("keeps a promised turn for REPOLL_RESERVE_MS from the answer, when the answer goes out late", () => {
+    const steps = run([
+      [T0, acq("a")],
+      [T0 + 1, acq("b", { waitMs: 100, repoll: true })],
+      [T0 + 2, acq("c", { waitMs: 10_000 })],
+      // A busy object answers b's wait 700 ms late, after the reserve counted from its end had lapsed.
+      [T0 + 801, { type: "waitEnded", leaseId: "b" }],
+      [T0 + 900, { type: "release", leaseId: "a" }],
+    ]);
+    expect(steps[3]?.state.queue[0]).toMatchObject({ leaseId: "b", reserveUntil: T0 + 801 + REPOLL_RESERVE_MS });
+    // The release comes while b's re-poll may still be on its way: c is not granted past it.
+    expect(last(steps).effects.granted).toHaveLength(0);
+  });
+
   it("answers a waitMs 0 re-poll with the waiter's position and leaseId", () => {
     const steps = run([
       [T0, acq("a")],

@@ -346,7 +346,9 @@ export function transition<C extends Command>(
 ): Step<OutcomeOf[C["type"]]> {
   const log = new StepLog(now, history);
   // The state at `now` first: what is due expires, and what can be granted is, before the command applies.
-  let s = grantFromQueue(expireDue(state, log), log);
+  let s = expireDue(state, log);
+  if (command.type === "waitEnded") s = answerWait(s, command.leaseId, now);
+  s = grantFromQueue(s, log);
   let outcome: Outcome;
   const cmd: Command = command;
   switch (cmd.type) {
@@ -399,6 +401,23 @@ function expireDue(state: LockState, log: StepLog): LockState {
   }
   if (s.delayUntil !== 0 && s.delayUntil <= now) s = { ...s, delayUntil: 0 };
   return s;
+}
+
+/**
+ * A waiter's request is answered now that its wait ended. If it promised to re-poll, its turn is kept for
+ * REPOLL_RESERVE_MS from this answer, not from when the wait was due to end: under load the answer can go
+ * out late, and a re-poll cannot come before the answer it follows. Its kept place moves along likewise.
+ */
+function answerWait(s: LockState, leaseId: string, now: number): LockState {
+  const index = s.queue.findIndex((w) => w.leaseId === leaseId);
+  const w = s.queue[index];
+  if (w === undefined || now <= w.waitUntil || w.reserveUntil <= w.waitUntil) return s;
+  const reserveUntil = Math.max(w.reserveUntil, now + REPOLL_RESERVE_MS);
+  const holdUntil = Math.max(w.holdUntil, now + REPOLL_GRACE_MS);
+  if (reserveUntil === w.reserveUntil && holdUntil === w.holdUntil) return s;
+  const queue = s.queue.slice();
+  queue[index] = { ...w, reserveUntil, holdUntil };
+  return { ...s, queue };
 }
 
 /** Whether a waiter is waiting now: live (its request waits) or reserved (its re-poll is on the way). */
