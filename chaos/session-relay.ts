@@ -40,7 +40,10 @@ export type SessionRecord =
       endedBy: SessionEndCause;
       /** When the proxy saw the first sign of the end (of any kind). */
       endedAt: number;
-      /** When the proxy first passed the end on to the server (a close frame, FIN or reset): null if never. */
+      /**
+       * When the proxy first passed the end on to the server (a close frame, FIN or reset): null if never,
+       * or only after the server had ended the session itself.
+       */
       endSentUpstreamAt: number | null;
       /** When the proxy first saw the server end it (close frame, FIN, reset): null if it never did. */
       serverEndedAt: number | null;
@@ -241,7 +244,8 @@ class Relay {
   #closeUpstream(): void {
     if (this.#closedUpstream) return;
     this.#closedUpstream = true;
-    this.#sentUpstream();
+    // Once the server has ended the session, closing its connection tells it nothing new.
+    if (this.#serverEndedAt === null) this.#sentUpstream();
     this.#upstream?.destroy();
   }
 
@@ -296,6 +300,9 @@ class Relay {
   #serverMessage(m: WsMessage, at: number): void {
     if (m.opcode === OPCODE.close) {
       this.#serverEnded("server-close", at);
+      // Behind a pulled cable the server's close frame reaches nobody and its TCP lingers unanswered:
+      // the session is over for the server, which is all there is left to see.
+      if (this.#silent) this.destroy();
       return;
     }
     const frame = m.text === null || m.text === "pong" ? null : parseObject(m.text);
