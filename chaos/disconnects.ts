@@ -1,11 +1,11 @@
 /**
  * The freed-on-disconnect report: for each lease a session held when its holder was killed, its connection
- * cut (reset or silent) or its session closed, the time from that instant to the next grant of the lock to
- * a request that was already waiting then and that only this lease kept out. A report, not a check: how soon
- * the server hears of a dead connection is the platform's business (a silent cut is heard of only by the
- * lease's TTL or the session's silence limit), and the liveness check must not guess it (liveness.ts).
+ * cut (reset or silent) or its session closed, while someone waited for it, the time from that instant to
+ * the first grant of the lock that proves the lease gone. A report, not a check: how soon the server hears
+ * of a dead connection is the platform's business (a silent cut is heard of only through the lease's TTL
+ * or the session's silence limit), and the liveness check must not guess it (liveness.ts).
  */
-import { endUpper, type History, type LeaseSpan, type LockHistory, type SessionLife } from "./history.ts";
+import { endLower, type History, type LeaseSpan, type LockHistory, type SessionLife } from "./history.ts";
 import { fits, type Occupant } from "./liveness.ts";
 
 /** A client the orchestrator SIGKILLed, from plan.jsonl. */
@@ -23,7 +23,7 @@ export type DisconnectCause = (typeof DISCONNECT_CAUSES)[number];
 export interface DisconnectStats {
   /** Session leases held at the instant of a disconnect. */
   held: number;
-  /** Of those, the ones a waiting request was kept out by only them, so that the time to its grant says something. */
+  /** Of those, the ones a request in flight at the instant was kept out by: the time to free them says something. */
   measured: number;
   /** Of the measured, granted before the lease's own expiry: freed by the disconnect, not by the TTL. */
   beforeTtl: number;
@@ -72,7 +72,7 @@ export function reportDisconnects(history: History, kills: readonly KillRecord[]
       const s = samples.get(e.cause) ?? { held: 0, times: [], beforeTtl: 0 };
       samples.set(e.cause, s);
       s.held++;
-      const grantedAt = nextGrantFor(lock, leases, l, e.at);
+      const grantedAt = freedAt(lock, leases, l, e.at);
       if (grantedAt === null) continue;
       s.times.push(grantedAt - e.at);
       if (grantedAt < l.lastExpiry) s.beforeTtl++;
@@ -97,27 +97,38 @@ export function reportDisconnects(history: History, kills: readonly KillRecord[]
 }
 
 /**
- * The first grant after `at` to a request that had arrived by `at` (so it waited through the instant) and
- * that fitted next to every other lease that can still have held then: it waited for `gone` alone.
+ * When the lock was provably free of `gone`, if someone was waiting for it: the first grant after `at` that
+ * could not have been made while `gone` held (it does not fit next to `gone` and the leases that certainly
+ * held then), provided a request in flight at `at` was kept out by `gone` in the same way. Null otherwise.
  */
-function nextGrantFor(
+function freedAt(
   lock: LockHistory,
   leases: readonly LeaseSpan[],
   gone: LeaseSpan,
   at: number,
 ): number | null {
-  const others: Occupant[] = leases
-    .filter((l) => l !== gone && l.start <= at && endUpper(l) > at)
-    .map((l) => ({ from: l.start, to: endUpper(l), mode: l.mode, permits: l.permits }));
+  const occupant = (l: LeaseSpan): Occupant => ({
+    from: l.start,
+    to: endLower(l),
+    mode: l.mode,
+    permits: l.permits,
+  });
+  const keptOut = (req: { mode: LeaseSpan["mode"]; permits: number }, t: number, self?: LeaseSpan) => {
+    const holding = leases
+      .filter((l) => l !== gone && l !== self && l.start <= t && endLower(l) > t)
+      .map(occupant);
+    return !fits(lock, req, [...holding, occupant(gone)]);
+  };
+  const waited = lock.acquires.some((c) => {
+    if (c.waitMs === 0 || c.fate === "never-sent" || c.ex.sentAt > at) return false;
+    const until = c.lease === null ? c.ex.answeredAt : c.lease.expiresAt - c.lease.ttlMs;
+    return until >= at && keptOut(c, at);
+  });
+  if (!waited) return null;
   let first: number | null = null;
-  for (const call of lock.acquires) {
-    const lease = call.lease;
-    if (call.fate !== "granted" || lease === null || lease.token === gone.token) continue;
-    const grantedAt = lease.expiresAt - lease.ttlMs;
-    const arrivedAt = Math.max(call.ex.sentAt, lease.expiresAt - (lease.validForMs ?? lease.ttlMs));
-    if (grantedAt <= at || arrivedAt > at) continue;
-    if (!fits(lock, call, others)) continue;
-    if (first === null || grantedAt < first) first = grantedAt;
+  for (const l of leases) {
+    if (l === gone || l.start < at || (first !== null && l.start >= first)) continue;
+    if (keptOut(l, l.start, l)) first = l.start;
   }
   return first;
 }

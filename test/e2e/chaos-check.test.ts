@@ -531,4 +531,19 @@ describe("chaos checker, sessions: a lease ends when the server can have seen it
     expect(report.freedOnDisconnect.kill).toMatchObject({ held: 1, measured: 1, beforeTtl: 1, maxMs: 6 });
     expect(report.freedOnDisconnect["cut (reset)"]).toMatchObject({ held: 1, measured: 1, p50Ms: 3 });
   });
+
+  it("times the freeing by the first grant that could not have been made beside the lease, if someone waited", () => {
+    const sem = { limit: 3 };
+    const big = frame(5, acquired("s", "L", 1, 1_000, { ...sem, permits: 2, ttlMs: 5_000 }));
+    const sessionLog = cutAt(5, "s", 1_500);
+    // One permit fits beside L's two: its grant at 1502 proves nothing; two permits at 1510 do.
+    const small = acquired("s", "P1", 2, 1_502, { ...sem, permits: 1 });
+    const waiting = waitedAndGranted("s", "P2", 3, 1_100, 3_000, 1_510, { ...sem, permits: 2 });
+    const report = check([big, small, waiting], { sessionLog });
+    expect(report.violations).toEqual([]);
+    expect(report.freedOnDisconnect["cut (reset)"]).toMatchObject({ held: 1, measured: 1, samplesMs: [10] });
+    // Nobody waited at the cut: the lease is counted, not timed.
+    const idle = check([big, acquired("s", "P2", 3, 1_510, { ...sem, permits: 2 })], { sessionLog });
+    expect(idle.freedOnDisconnect["cut (reset)"]).toMatchObject({ held: 1, measured: 0, maxMs: null });
+  });
 });
