@@ -5,7 +5,14 @@
  * of a dead connection is the platform's business (a silent cut is heard of only through the lease's TTL
  * or the session's silence limit), and the liveness check must not guess it (liveness.ts).
  */
-import { endLower, type History, type LeaseSpan, type LockHistory, type SessionLife } from "./history.ts";
+import {
+  endLower,
+  endUpper,
+  type History,
+  type LeaseSpan,
+  type LockHistory,
+  type SessionLife,
+} from "./history.ts";
 import { fits, type Occupant } from "./liveness.ts";
 
 /** A client the orchestrator SIGKILLed, from plan.jsonl. */
@@ -23,7 +30,7 @@ export type DisconnectCause = (typeof DISCONNECT_CAUSES)[number];
 export interface DisconnectStats {
   /** Session leases held at the instant of a disconnect. */
   held: number;
-  /** Of those, the ones a request in flight at the instant was kept out by: the time to free them says something. */
+  /** Of those, the ones a request in flight at the instant waited for alone: the time to free them says something. */
   measured: number;
   /** Of the measured, granted before the lease's own expiry: freed by the disconnect, not by the TTL. */
   beforeTtl: number;
@@ -97,9 +104,10 @@ export function reportDisconnects(history: History, kills: readonly KillRecord[]
 }
 
 /**
- * When the lock was provably free of `gone`, if someone was waiting for it: the first grant after `at` that
+ * When the lock was provably free of `gone`, if someone waited for it alone: the first grant after `at` that
  * could not have been made while `gone` held (it does not fit next to `gone` and the leases that certainly
- * held then), provided a request in flight at `at` was kept out by `gone` in the same way. Null otherwise.
+ * held then), provided a request in flight at `at` fitted next to every other lease that may still have
+ * held then but not next to `gone`. Null when nobody waited for `gone` alone.
  */
 function freedAt(
   lock: LockHistory,
@@ -107,28 +115,28 @@ function freedAt(
   gone: LeaseSpan,
   at: number,
 ): number | null {
-  const occupant = (l: LeaseSpan): Occupant => ({
-    from: l.start,
-    to: endLower(l),
-    mode: l.mode,
-    permits: l.permits,
-  });
-  const keptOut = (req: { mode: LeaseSpan["mode"]; permits: number }, t: number, self?: LeaseSpan) => {
-    const holding = leases
-      .filter((l) => l !== gone && l !== self && l.start <= t && endLower(l) > t)
-      .map(occupant);
-    return !fits(lock, req, [...holding, occupant(gone)]);
+  const holding = (t: number, end: (l: LeaseSpan) => number, self?: LeaseSpan): Occupant[] =>
+    leases
+      .filter((l) => l !== gone && l !== self && l.start <= t && end(l) > t)
+      .map((l) => ({ from: l.start, to: end(l), mode: l.mode, permits: l.permits }));
+  const goneOccupant: Occupant = {
+    from: gone.start,
+    to: gone.lastExpiry,
+    mode: gone.mode,
+    permits: gone.permits,
   };
   const waited = lock.acquires.some((c) => {
     if (c.waitMs === 0 || c.fate === "never-sent" || c.ex.sentAt > at) return false;
     const until = c.lease === null ? c.ex.answeredAt : c.lease.expiresAt - c.lease.ttlMs;
-    return until >= at && keptOut(c, at);
+    if (until < at) return false;
+    const mayHold = holding(at, endUpper, c.lease === null ? undefined : lock.leases.get(c.lease.token));
+    return fits(lock, c, mayHold) && !fits(lock, c, [...mayHold, goneOccupant]);
   });
   if (!waited) return null;
   let first: number | null = null;
   for (const l of leases) {
     if (l === gone || l.start < at || (first !== null && l.start >= first)) continue;
-    if (keptOut(l, l.start, l)) first = l.start;
+    if (!fits(lock, l, [...holding(l.start, endLower, l), goneOccupant])) first = l.start;
   }
   return first;
 }
