@@ -297,6 +297,9 @@ function checkClients(input: CheckInput, history: History, fail: Fail, bump: Bum
     if (e.ev === "retry") bump(`client retries (${String(e.what)})`);
     if (e.ev === "crash") fail("client-error", `${e.client}: ${String(e.error)}`);
     if (e.ev === "mismatch") fail("grant-matches-request", `${e.client}: ${JSON.stringify(e)}`);
+    if (e.ev === "abandon") bump("session leases walked away from (session closed)");
+    if (e.ev === "lease-lost")
+      bump(`session leases known lost before their work was done (${String(e.reason)})`);
     if (e.ev !== "access") continue;
     const op = String(e.op);
     bump(e.late ? `late ${op}s` : `${op}s in lease`);

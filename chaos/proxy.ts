@@ -154,12 +154,13 @@ export async function startProxy(opts: {
     get stats() {
       return { ...httpStats, ...relays.stats };
     },
-    close: () =>
-      new Promise((res) => {
-        relays.closeAll();
+    close: async () => {
+      await relays.closeAll();
+      await new Promise<void>((res) => {
         server.closeAllConnections();
         server.close(() => res());
-      }),
+      });
+    },
   };
 }
 

@@ -441,11 +441,13 @@ export interface SessionRelays {
    */
   cut(rng: Rng, mode: CutMode): number | null;
   readonly stats: { sessions: number; refused: number; cuts: number; silentCuts: number };
-  closeAll(): void;
+  /** Ends every session; resolves once each has logged its end. */
+  closeAll(): Promise<void>;
 }
 
 export function sessionRelays(log: RelayLog, nextId: () => number): SessionRelays {
   const live = new Set<Relay>();
+  let allDone: (() => void) | null = null;
   let nextSession = 1;
   const stats = { sessions: 0, refused: 0, cuts: 0, silentCuts: 0 };
   const deps: RelayDeps = {
@@ -457,6 +459,7 @@ export function sessionRelays(log: RelayLog, nextId: () => number): SessionRelay
     },
     onDone: (relay) => {
       live.delete(relay);
+      if (live.size === 0) allDone?.();
     },
   };
   return {
@@ -497,7 +500,14 @@ export function sessionRelays(log: RelayLog, nextId: () => number): SessionRelay
     },
     stats,
     closeAll() {
+      if (live.size === 0) return Promise.resolve();
+      const done = new Promise<void>((resolve) => {
+        allDone = resolve;
+        // Destroyed sockets close at once; this only keeps a stuck one from holding the run up.
+        setTimeout(resolve, 5_000).unref();
+      });
       for (const relay of live) relay.destroy();
+      return done;
     },
   };
 }
