@@ -6,10 +6,12 @@
  * neither has false positives on a correct server.
  */
 import type { LockMode } from "../client/src/protocol.ts";
+import { type DisconnectReport, type KillRecord, reportDisconnects } from "./disconnects.ts";
 import type { StoreAccess } from "./fenced-store.ts";
 import { endLower, type History, type LeaseSpan, rebuildHistory, routeOf } from "./history.ts";
 import { checkLiveness, type LivenessReport, type TokenReading } from "./liveness.ts";
 import type { Exchange } from "./proxy.ts";
+import type { PushRecord, SessionRecord } from "./session-relay.ts";
 
 export interface Violation {
   readonly check: string;
@@ -37,18 +39,26 @@ export interface EndCheck {
   lastToken: number;
 }
 
+/** What the orchestrator did, from plan.jsonl: the kills (restarts are in `restartChecks`). */
+export type PlanRecord = KillRecord;
+
 export interface CheckInput {
   exchanges: Exchange[];
+  /** The proxy's records of sessions' lives and of frames the server pushed. */
+  sessionLog?: (SessionRecord | PushRecord)[];
   storeAccesses: StoreAccess[];
   clientEvents: ClientEvent[];
   restartChecks: RestartCheck[];
   endChecks: EndCheck[];
+  plan?: PlanRecord[];
 }
 
 export interface CheckReport {
   violations: Violation[];
   counts: Record<string, number>;
   liveness: Omit<LivenessReport, "violations">;
+  /** For session leases held at a kill, cut or close: the time until the lock went to a waiter. */
+  freedOnDisconnect: DisconnectReport;
 }
 
 export function checkRun(input: CheckInput): CheckReport {
@@ -61,9 +71,10 @@ export function checkRun(input: CheckInput): CheckReport {
     counts[k] = (counts[k] ?? 0) + n;
   };
 
-  const history = rebuildHistory(input.exchanges);
+  const history = rebuildHistory(input.exchanges, input.sessionLog ?? []);
   for (const c of history.tokenConflicts) fail("token-unique", c);
   checkAnswers(history, fail, bump);
+  checkSessions(input.sessionLog ?? [], fail, bump);
   for (const lock of history.locks.values()) {
     bump(`leases granted (${lock.kind})`, lock.leases.size);
     checkExclusion(lock.name, lock.limit, [...lock.leases.values()], fail);
@@ -78,7 +89,7 @@ export function checkRun(input: CheckInput): CheckReport {
     }
   }
   checkRetries(history, fail, bump);
-  checkClients(input, fail, bump);
+  checkClients(input, history, fail, bump);
 
   // Tokens survive restarts.
   for (const r of input.restartChecks) {
@@ -109,7 +120,8 @@ export function checkRun(input: CheckInput): CheckReport {
   ];
   const { violations: idle, ...liveness } = checkLiveness(history, readings);
   violations.push(...idle);
-  return { violations, counts, liveness };
+  const freedOnDisconnect = reportDisconnects(history, input.plan ?? []);
+  return { violations, counts, liveness, freedOnDisconnect };
 }
 
 type Fail = (check: string, detail: string) => void;
@@ -120,7 +132,12 @@ function checkAnswers(history: History, fail: Fail, bump: Bump): void {
   for (const ex of history.exchanges) {
     const { name, op } = routeOf(ex) as { name: string; op: string };
     if (ex.dropped) bump(`dropped ${op} responses`);
-    if (ex.upstreamError !== null) bump(`${op} requests failed by a down or restarting server`);
+    if (ex.session !== undefined) {
+      bump(`session ${op} frames`);
+      if (ex.upstreamError !== null) bump(`session ${op} frames unanswered (${ex.upstreamError})`);
+    } else if (ex.upstreamError !== null) {
+      bump(`${op} requests failed by a down or restarting server`);
+    }
     if (ex.status === 503) bump(`${op} answered 503`);
     if (ex.status === 500)
       fail("no-internal-errors", `${op} on ${name} answered 500: ${JSON.stringify(ex.response)}`);
@@ -156,6 +173,33 @@ function checkAnswers(history: History, fail: Fail, bump: Bump): void {
     if (ex.status === 409) bump(`409 answers: ${body.code}`);
     if (ex.status === 409 && body.code === "lock_held" && (body.holderCount ?? body.holders?.length) === 0) {
       fail("lock-held-names-holders", `${name}: ${op} answered lock_held with no holders`);
+    }
+  }
+}
+
+/**
+ * Sessions' lives: how they ended, and one rule of the protocol the proxy can see for itself. A session cut
+ * silently (a pulled cable) must be closed by the server once it has heard nothing for SESSION_TIMEOUT_MS;
+ * the proxy gives up on one after SILENT_GIVE_UP_MS, far beyond that limit and the lock's check period.
+ */
+function checkSessions(log: readonly (SessionRecord | PushRecord)[], fail: Fail, bump: Bump): void {
+  for (const r of log) {
+    if (r.kind === "push") {
+      bump(
+        r.frame.type === "lost" ? `lost pushed (${String(r.frame.reason)})` : "session frames refused unread",
+      );
+      continue;
+    }
+    if (r.event === "open") bump("sessions opened");
+    if (r.event === "refused") bump("session handshakes refused or failed");
+    if (r.event === "cut") bump(`sessions cut (${r.mode})`);
+    if (r.event !== "end") continue;
+    bump(`sessions ended first by: ${r.endedBy}`);
+    if (r.serverNeverClosed) {
+      fail(
+        "silent-session-closed",
+        `${r.name}: session ${r.session}, silent since ${r.lastForwardedAt}, was still open at ${r.at}`,
+      );
     }
   }
 }
@@ -238,7 +282,7 @@ function checkRetries(history: History, fail: Fail, bump: Bump): void {
  * do not use the store: concurrent permits have no order a single fence could keep, so their safety is the
  * permit count of checkExclusion. Clients must also never crash or act on a lease unlike what they asked.
  */
-function checkClients(input: CheckInput, fail: Fail, bump: Bump): void {
+function checkClients(input: CheckInput, history: History, fail: Fail, bump: Bump): void {
   for (const a of input.storeAccesses) {
     const floor = a.op === "write" ? a.seen : a.written;
     if (a.accepted && a.token < floor) {
@@ -253,6 +297,9 @@ function checkClients(input: CheckInput, fail: Fail, bump: Bump): void {
     if (e.ev === "retry") bump(`client retries (${String(e.what)})`);
     if (e.ev === "crash") fail("client-error", `${e.client}: ${String(e.error)}`);
     if (e.ev === "mismatch") fail("grant-matches-request", `${e.client}: ${JSON.stringify(e)}`);
+    if (e.ev === "abandon") bump("session leases walked away from (session closed)");
+    if (e.ev === "lease-lost")
+      bump(`session leases known lost before their work was done (${String(e.reason)})`);
     if (e.ev !== "access") continue;
     const op = String(e.op);
     bump(e.late ? `late ${op}s` : `${op}s in lease`);
@@ -264,7 +311,14 @@ function checkClients(input: CheckInput, fail: Fail, bump: Bump): void {
       );
     } else if (!e.accepted) {
       const storeAt = Number(e.storeAt);
-      if (storeAt < Number(e.heldUntil)) {
+      // A session's lease ends when the server sees the session end, which its holder hears of at about the
+      // same time, in no set order: refused after that instant is the fence doing its work, not two holders.
+      const sessionEnd =
+        history.locks.get(String(e.name))?.leases.get(Number(e.token))?.sessionEndLower ??
+        Number.POSITIVE_INFINITY;
+      if (storeAt >= sessionEnd && storeAt < Number(e.heldUntil)) {
+        bump(`in-lease ${op}s fenced after their session ended (before the holder heard)`);
+      } else if (storeAt < Number(e.heldUntil)) {
         fail(
           "no-double-holder",
           `${e.client} (${op} with token ${e.token} on ${e.name}, live until ${e.heldUntil}) was fenced at ` +

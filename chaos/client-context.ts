@@ -1,16 +1,19 @@
 /**
  * What every forked chaos client shares: its configuration (from the CHAOS_CLIENT environment variable), its
  * seeded random stream, its JSONL log, the parent's "stop" message, and fenced access to the shared resource.
- * The loops themselves live in holder-process.ts (library or raw client, long holds) and give-up-process.ts
- * (bare HTTP, short waits).
+ * The loops themselves live in holder-process.ts (library, raw or session client, long holds) and
+ * give-up-process.ts (bare HTTP, short waits).
  */
 import type { AccessAnswer, AccessRequest } from "./fenced-store.ts";
 import { appendSync } from "./jsonl.ts";
 import type { LockSpec } from "./locks.ts";
 import { makeRng, type Rng } from "./rng.ts";
 
-/** Holders that go through the client library or bare fetch, and short-wait clients that give up. */
-export const CLIENT_ROLES = ["library", "raw", "give-up"] as const;
+/**
+ * Holders that go through the client library over HTTP, bare fetch or the library's sessions, and short-wait
+ * clients that give up.
+ */
+export const CLIENT_ROLES = ["library", "raw", "session", "give-up"] as const;
 export type ClientRole = (typeof CLIENT_ROLES)[number];
 
 export interface ClientConfig {
@@ -21,9 +24,14 @@ export interface ClientConfig {
   baseUrl: string;
   storeUrl: string;
   locks: LockSpec[];
+  /** The TTL this client asks for its leases. */
   ttlMs: number;
   maxWaitMs: number;
+  /** A holder's work step takes up to this long (then it renews if a third of its TTL is gone). */
+  workStepMs: number;
   stallChance: number;
+  /** A stall lasts from the TTL + 200 ms up to this long. */
+  stallMaxMs: number;
   logPath: string;
 }
 

@@ -1,11 +1,13 @@
 /**
  * The run as the server told it, rebuilt from the proxy's log: per lock, every lease with the bounds the log
- * proves on its start and its end, and every acquire request with what it can have done at the server. The
- * safety checks (check.ts) and the liveness check (liveness.ts) both read this; neither trusts what a client
- * believed. Times are this machine's clock, which workerd shares: a grant's `expiresAt - ttlMs` is exact.
+ * proves on its start and its end, and every acquire request with what it can have done at the server; per
+ * session, who used it and the earliest instant the server can have seen it end. The safety checks
+ * (check.ts), the liveness check (liveness.ts) and the disconnect report (disconnects.ts) read this; none
+ * trusts what a client believed. Times are this machine's clock, which workerd shares.
  */
-import type { LockMode, Problem } from "../client/src/protocol.ts";
-import { type Exchange, SERVER_DOWN } from "./proxy.ts";
+import { type LockMode, type Problem, SESSION_TIMEOUT_MS } from "../client/src/protocol.ts";
+import { type Exchange, neverSent } from "./proxy.ts";
+import type { PushRecord, SessionRecord } from "./session-relay.ts";
 
 const ROUTE = /^\/v1\/locks\/([^/]+)\/(acquire|renew|release)$/;
 
@@ -41,20 +43,36 @@ export interface LeaseSpan {
   start: number;
   /** The latest `expiresAt` any answer reported. */
   lastExpiry: number;
-  /** When a release that freed it was sent: a lower bound on when it ended. */
+  /**
+   * When a release that freed it, or may have (its answer was cut off), was sent: a lower bound on when it
+   * ended.
+   */
   releasedAt: number;
   /** When the first answer arrived that proves it had ended (sent after its grant): an upper bound. */
   provenEndedBy: number;
   /** The latest expiry a renew the log has no answer to can have set (its cut-off time + TTL). */
   unansweredRenewUntil: number;
+  /** The session it was granted over (the proxy's number), or null for HTTP. */
+  session: number | null;
+  /**
+   * For a session's lease: the earliest instant the server can have seen its session end (which ends the
+   * lease), never before the grant; +∞ otherwise.
+   */
+  sessionEndLower: number;
 }
 
-/** The lease ended no earlier than this: for safety checks. */
+/**
+ * The lease ended no earlier than this: for safety checks. A session's lease ends when the server sees its
+ * session end, which can be before its TTL; so the earliest instant the server can have seen that counts.
+ */
 export function endLower(l: LeaseSpan): number {
-  return Math.min(l.lastExpiry, l.releasedAt);
+  return Math.min(l.lastExpiry, l.releasedAt, l.sessionEndLower);
 }
 
-/** The lease ended no later than this: for liveness checks. */
+/**
+ * The lease ended no later than this: for liveness checks. A session's close ends it sooner, but no log
+ * says when the server saw the close, so its expiry (and what proves it over) bounds it, as over HTTP.
+ */
 export function endUpper(l: LeaseSpan): number {
   return Math.min(l.provenEndedBy, Math.max(l.lastExpiry, l.unansweredRenewUntil));
 }
@@ -94,9 +112,39 @@ export interface LockHistory {
   kind: "mutex" | "rwlock" | "semaphore";
 }
 
+/** A session as the proxy saw it. */
+export interface SessionLife {
+  readonly id: number;
+  readonly name: string;
+  /** The `owner` its acquire frames named (the chaos client's name), or null if it sent none. */
+  owner: string | null;
+  openedAt: number;
+  /** How it ended, or null when the log has no end (the run was cut short). */
+  end: Extract<SessionRecord, { event: "end" }> | null;
+  /** When and how the proxy cut it, if it did. */
+  cut: Extract<SessionRecord, { event: "cut" }> | null;
+  /** The earliest instant the server can have seen it end (+∞ with no end in the log). */
+  endLower: number;
+}
+
+/**
+ * The earliest instant the server can have seen a session end. It learns of an end from the client only
+ * through the proxy, so not before the proxy passed a close frame, FIN or reset on; by itself (it closes a
+ * session silent for SESSION_TIMEOUT_MS) not before that long after the last frame the proxy passed on; and
+ * a restart ends nothing before the proxy sees the old server's connection end. See chaos/README.md.
+ */
+export function sessionEndLower(end: Extract<SessionRecord, { event: "end" }>): number {
+  return Math.min(
+    end.endSentUpstreamAt ?? Number.POSITIVE_INFINITY,
+    end.serverEndedAt ?? Number.POSITIVE_INFINITY,
+    end.lastForwardedAt + SESSION_TIMEOUT_MS,
+  );
+}
+
 export interface History {
-  /** Every acquire, renew and release exchange, in the order they were sent. */
+  /** Every acquire, renew and release exchange (HTTP or session frame), in the order they were sent. */
   readonly exchanges: Exchange[];
+  readonly sessions: Map<number, SessionLife>;
   readonly locks: Map<string, LockHistory>;
   /** Same token answered for two lease ids (or locks): a broken token. */
   readonly tokenConflicts: string[];
@@ -106,10 +154,13 @@ export interface History {
 
 /** Whether an exchange got no answer from a server that may have acted on it. */
 export function unanswered(ex: Exchange): boolean {
-  return (ex.status === null && ex.upstreamError !== SERVER_DOWN) || (ex.status !== null && ex.status >= 500);
+  return (ex.status === null && !neverSent(ex)) || (ex.status !== null && ex.status >= 500);
 }
 
-export function rebuildHistory(exchanges: readonly Exchange[]): History {
+export function rebuildHistory(
+  exchanges: readonly Exchange[],
+  sessionLog: readonly (SessionRecord | PushRecord)[] = [],
+): History {
   const sorted = exchanges
     .filter((ex) => routeOf(ex) !== null)
     .sort((a, b) => a.sentAt - b.sentAt || a.id - b.id);
@@ -125,6 +176,7 @@ export function rebuildHistory(exchanges: readonly Exchange[]): History {
   const tokenConflicts: string[] = [];
   const tokensOfLeaseId = new Map<string, Set<number>>();
   const key = (name: string, leaseId: string) => `${name}\n${leaseId}`;
+  const sessions = sessionsOf(sorted, sessionLog);
 
   // Grants and renewals first: every lease with its start and the expiries the server reported.
   for (const ex of sorted) {
@@ -150,12 +202,15 @@ export function rebuildHistory(exchanges: readonly Exchange[]): History {
       releasedAt: Number.POSITIVE_INFINITY,
       provenEndedBy: Number.POSITIVE_INFINITY,
       unansweredRenewUntil: 0,
+      session: null,
+      sessionEndLower: Number.POSITIVE_INFINITY,
     };
     if (span.leaseId !== l.leaseId) {
       tokenConflicts.push(`${route.name}: token ${l.token} belongs to ${span.leaseId} and ${l.leaseId}`);
     }
     if (route.op === "acquire") {
       span.start = Math.min(span.start, l.expiresAt - l.ttlMs);
+      if (ex.session !== undefined) span.session = ex.session;
       const set = tokensOfLeaseId.get(key(route.name, l.leaseId)) ?? new Set<number>();
       set.add(l.token);
       tokensOfLeaseId.set(key(route.name, l.leaseId), set);
@@ -179,7 +234,8 @@ export function rebuildHistory(exchanges: readonly Exchange[]): History {
     const span = token === undefined ? undefined : locks.get(route.name)?.leases.get(token);
     if (span === undefined) continue;
     const body = (ex.response ?? {}) as { released?: boolean; holdCount?: number; code?: string };
-    if (route.op === "release" && ex.status === 200 && body.released === true && body.holdCount === 0) {
+    const freed = ex.status === 200 && body.released === true && body.holdCount === 0;
+    if (route.op === "release" && (freed || unanswered(ex))) {
       span.releasedAt = Math.min(span.releasedAt, ex.sentAt);
     }
     // Sent after the grant, so the server answered it after the grant: the lease was over by the answer.
@@ -194,7 +250,56 @@ export function rebuildHistory(exchanges: readonly Exchange[]): History {
       span.unansweredRenewUntil = Math.max(span.unansweredRenewUntil, ex.answeredAt + ttlMs);
     }
   }
-  return { exchanges: sorted, locks, tokenConflicts, tokensOfLeaseId };
+  const spanOf = (name: string, leaseId: string): LeaseSpan | undefined => {
+    const token = [...(tokensOfLeaseId.get(key(name, leaseId)) ?? [])][0];
+    return token === undefined ? undefined : locks.get(name)?.leases.get(token);
+  };
+  for (const h of locks.values()) {
+    for (const span of h.leases.values()) {
+      const end = span.session === null ? undefined : sessions.get(span.session)?.endLower;
+      if (end !== undefined) span.sessionEndLower = Math.max(span.start, end);
+    }
+  }
+  // A pushed `lost` proves the lease had ended by the time the proxy read it.
+  for (const r of sessionLog) {
+    if (r.kind !== "push" || r.frame.type !== "lost") continue;
+    const span = spanOf(r.name, String(r.frame.leaseId));
+    if (span !== undefined) span.provenEndedBy = Math.min(span.provenEndedBy, r.at);
+  }
+  return { exchanges: sorted, sessions, locks, tokenConflicts, tokensOfLeaseId };
+}
+
+function sessionsOf(
+  exchanges: readonly Exchange[],
+  sessionLog: readonly (SessionRecord | PushRecord)[],
+): Map<number, SessionLife> {
+  const sessions = new Map<number, SessionLife>();
+  for (const r of sessionLog) {
+    if (r.kind !== "session" || r.event === "refused") continue;
+    const life = sessions.get(r.session) ?? {
+      id: r.session,
+      name: r.name,
+      owner: null,
+      openedAt: r.at,
+      end: null,
+      cut: null,
+      endLower: Number.POSITIVE_INFINITY,
+    };
+    if (r.event === "open") life.openedAt = r.at;
+    if (r.event === "cut") life.cut = r;
+    if (r.event === "end") {
+      life.end = r;
+      life.endLower = sessionEndLower(r);
+    }
+    sessions.set(r.session, life);
+  }
+  for (const ex of exchanges) {
+    if (ex.session === undefined) continue;
+    const life = sessions.get(ex.session);
+    const owner = (ex.request as { owner?: unknown } | null)?.owner;
+    if (life !== undefined && life.owner === null && typeof owner === "string") life.owner = owner;
+  }
+  return sessions;
 }
 
 function acquireCall(ex: Exchange, name: string): AcquireCall {
@@ -211,7 +316,7 @@ function acquireCall(ex: Exchange, name: string): AcquireCall {
   const lease = ex.status === 200 ? (ex.response as LeaseBody) : null;
   const problem = ex.status !== null && ex.status !== 200 ? (ex.response as Problem | null) : null;
   let fate: AcquireFate;
-  if (ex.status === null && ex.upstreamError === SERVER_DOWN) fate = "never-sent";
+  if (neverSent(ex)) fate = "never-sent";
   else if (unanswered(ex)) fate = "lost";
   else if (lease !== null) fate = "granted";
   else if (problem?.position !== undefined) fate = "queued";

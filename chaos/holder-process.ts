@@ -3,21 +3,33 @@
  * (exclusive writers, shared readers, semaphore permits), accessing the fenced store under its fencing token,
  * and logs every grant, renew, release and access (with server tokens and times) to its own JSONL file. Faults
  * it injects itself: stalls longer than the TTL, after which it accesses late (the fence must refuse it if a
- * newer holder was there). The orchestrator SIGKILLs and respawns it; "stop" ends it after the current lease.
+ * newer holder was there), and, holding through a session, sometimes closing the session instead of
+ * releasing. The orchestrator SIGKILLs and respawns it; "stop" ends it after the current lease.
  */
 import { clientContext } from "./client-context.ts";
-import { LibraryLockClient } from "./library-client.ts";
+import { LibraryLockClient, SessionLockClient } from "./library-client.ts";
 import { type ChaosLockClient, RawLockClient, sleep } from "./lock-client.ts";
 import { type Access, askFor, grantMatches } from "./locks.ts";
 
 const { cfg, rng, me, log, stopping, access } = clientContext();
 const onRetry = (what: string, leaseId: string, cause: string): void =>
   log("retry", { what, leaseId, cause });
-const client: ChaosLockClient =
-  cfg.role === "raw" ? new RawLockClient(cfg.baseUrl, onRetry) : new LibraryLockClient(cfg.baseUrl, onRetry);
+function makeClient(): ChaosLockClient {
+  switch (cfg.role) {
+    case "raw":
+      return new RawLockClient(cfg.baseUrl, onRetry);
+    case "session":
+      return new SessionLockClient(cfg.baseUrl, onRetry);
+    default:
+      return new LibraryLockClient(cfg.baseUrl, onRetry);
+  }
+}
+const client = makeClient();
 
 /** How close to expiry a holder stops using the resource on its own (it renews or gives up first). */
 const SAFETY_MS = 100;
+/** The share of leases a client that can (a session) walks away from by closing its connection. */
+const ABANDON_SHARE = 0.1;
 
 /** One renew record: what was renewed, and the new expiry or why it failed. */
 function logRenew(r: Awaited<ReturnType<typeof client.renew>>, fields: Record<string, unknown>): void {
@@ -55,7 +67,7 @@ async function holdAndWork(
   for (let i = 0; i < steps; i++) {
     if (rng.chance(cfg.stallChance)) {
       // A stalled holder (GC pause, swapped out): it sleeps past its lease without renewing, then acts late.
-      const stallMs = rng.int(cfg.ttlMs + 200, cfg.ttlMs * 3);
+      const stallMs = rng.int(cfg.ttlMs + 200, cfg.stallMaxMs);
       log("stall", { name, leaseId, token, stallMs, heldUntil });
       await sleep(stallMs);
       await use(op, name, token, leaseId, true, heldUntil);
@@ -66,8 +78,13 @@ async function holdAndWork(
       continue;
     }
     if (Date.now() >= heldUntil - SAFETY_MS) return;
+    const lost = client.lossOf?.(leaseId) ?? null;
+    if (lost !== null) {
+      log("lease-lost", { name, leaseId, token, reason: lost });
+      return;
+    }
     if (!(await use(op, name, token, leaseId, false, heldUntil))) return;
-    await sleep(rng.int(20, Math.floor(cfg.ttlMs / 3)));
+    await sleep(rng.int(20, cfg.workStepMs));
     if (heldUntil - Date.now() < (cfg.ttlMs * 2) / 3) {
       const sentAt = Date.now();
       const r = await client.renew(name, leaseId, Math.max(0, heldUntil - SAFETY_MS - Date.now()));
@@ -85,12 +102,14 @@ async function main(): Promise<void> {
     const lock = rng.pick(cfg.locks);
     const { name } = lock;
     const { ask, access: op } = askFor(lock, rng);
-    const leaseId = rng.id(`c${cfg.clientId}i${cfg.incarnation}n${n++}`);
+    const chosenId = rng.id(`c${cfg.clientId}i${cfg.incarnation}n${n++}`);
+    // A session lets the library choose, so that a wait cut off with its socket goes on over a new one.
+    const requestId = cfg.role === "session" ? null : chosenId;
     const waitMs = rng.chance(0.3) ? 0 : rng.int(100, cfg.maxWaitMs);
     const sentAt = Date.now();
-    log("acquire", { name, leaseId, waitMs, ...ask });
+    log("acquire", { name, leaseId: requestId, waitMs, ...ask });
     const r = await client.acquire(name, {
-      leaseId,
+      leaseId: requestId,
       ttlMs: cfg.ttlMs,
       waitMs,
       owner: me,
@@ -98,17 +117,31 @@ async function main(): Promise<void> {
       deadlineMs: 15_000,
     });
     if (r.kind !== "granted") {
-      log("acquire-result", { name, leaseId, sentAt, result: r.kind, ...r });
+      log("acquire-result", { name, leaseId: requestId, sentAt, result: r.kind, ...r });
       if (r.kind === "busy") await sleep(Math.min(r.retryAfterMs, rng.int(20, 300)));
       continue;
     }
-    const { token, expiresAt, ttlMs } = r.lease;
-    log("grant", { name, leaseId, token, expiresAt, ttlMs, sentAt, leaseIdEcho: r.lease.leaseId, ...ask });
+    const { token, expiresAt, ttlMs, leaseId } = r.lease;
+    log("grant", {
+      name,
+      leaseId: requestId ?? leaseId,
+      token,
+      expiresAt,
+      ttlMs,
+      sentAt,
+      leaseIdEcho: leaseId,
+      ...ask,
+    });
     if (!grantMatches(ask, r.lease)) {
       // Never act on a lease of another mode or size than asked: a writer under a shared lease is unfenced.
       log("mismatch", { name, leaseId, token, ask, mode: r.lease.mode, permits: r.lease.permits });
     } else {
       await holdAndWork(name, op, leaseId, token, expiresAt);
+    }
+    if (client.abandon !== undefined && rng.chance(ABANDON_SHARE)) {
+      log("abandon", { name, leaseId, token, sentAt: Date.now() });
+      client.abandon(name, leaseId);
+      continue;
     }
     const releaseAt = Date.now();
     const rel = await client.release(name, leaseId, 3_000);

@@ -61,7 +61,7 @@ export interface LivenessReport {
 }
 
 /** Someone holding capacity during [from, to): a lease (mode null: a lease nobody saw, taking everything). */
-interface Occupant {
+export interface Occupant {
   from: number;
   to: number;
   mode: LockMode | null;
@@ -192,7 +192,11 @@ function freeSegments(
 }
 
 /** The lock's compatibility rules: permits against the limit, or readers together and writers alone. */
-function fits(lock: LockHistory, req: { mode: LockMode; permits: number }, holding: Occupant[]): boolean {
+export function fits(
+  lock: LockHistory,
+  req: { mode: LockMode; permits: number },
+  holding: Occupant[],
+): boolean {
   if (holding.some((o) => o.mode === null)) return false;
   if (lock.limit > 1) return holding.reduce((n, o) => n + o.permits, 0) + req.permits <= lock.limit;
   if (req.mode === "shared") return holding.every((o) => o.mode === "shared");

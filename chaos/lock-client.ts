@@ -28,7 +28,8 @@ export type ReleaseResult =
   | { kind: "gave-up"; lastError: string };
 
 export interface AcquireOptions {
-  leaseId: string;
+  /** The request's leaseId, or null to let the client choose (a session chooses one per socket). */
+  leaseId: string | null;
   ttlMs: number;
   waitMs: number;
   owner: string;
@@ -45,6 +46,13 @@ export interface ChaosLockClient {
   acquire(name: string, opts: AcquireOptions): Promise<AcquireResult>;
   renew(name: string, leaseId: string, deadlineMs: number): Promise<RenewResult>;
   release(name: string, leaseId: string, deadlineMs: number): Promise<ReleaseResult>;
+  /**
+   * Why the lease is known lost before any answer to a call said so (a session's `lost` push or closed
+   * socket), or null. Over HTTP nothing tells a holder that.
+   */
+  lossOf?(leaseId: string): string | null;
+  /** Walks away from a lease by closing the connection it is held over, instead of releasing it. */
+  abandon?(name: string, leaseId: string): void;
 }
 
 /** One HTTP answer, or the network error that stood in for it. */
@@ -66,6 +74,7 @@ export class RawLockClient implements ChaosLockClient {
   }
 
   async acquire(name: string, o: AcquireOptions): Promise<AcquireResult> {
+    if (o.leaseId === null) throw new Error("the raw client re-polls by leaseId: it needs one");
     const until = Date.now() + o.deadlineMs;
     let last = "";
     while (Date.now() < until) {

@@ -1,8 +1,9 @@
 /**
  * The chaos run: K forked clients contend on a few locks through a fault-injecting proxy to a local server
- * (scripts/local-server.ts, persisted), while a seeded plan SIGKILLs clients and restarts the server; then every lock must end free and
- * the logs must pass every check in check.ts. `runChaos()` is used by test/e2e/chaos.test.ts; run this file
- * directly (`npm run chaos -- --minutes 10 --seed 7`) for longer hunts. Exit code 1 on any violation.
+ * (scripts/local-server.ts, persisted), while a seeded plan SIGKILLs clients, cuts session connections and
+ * restarts the server; then every lock must end free and the logs must pass every check in check.ts.
+ * `runChaos()` is used by test/e2e/chaos.test.ts; run this file directly (`npm run chaos -- --minutes 10
+ * --seed 7`) for longer hunts. Exit code 1 on any violation.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -16,14 +17,22 @@ import {
   parseLocalPath,
   startLocalServer,
 } from "../scripts/local-server.ts";
-import { type CheckReport, type ClientEvent, checkRun, type EndCheck, type RestartCheck } from "./check.ts";
+import {
+  type CheckReport,
+  type ClientEvent,
+  checkRun,
+  type EndCheck,
+  type PlanRecord,
+  type RestartCheck,
+} from "./check.ts";
 import type { ClientConfig, ClientRole } from "./client-context.ts";
 import { type StoreAccess, startFencedStore } from "./fenced-store.ts";
 import { openJsonl, readJsonl } from "./jsonl.ts";
 import { sleep } from "./lock-client.ts";
 import { formatLocks, type LockSpec, parseLocks } from "./locks.ts";
-import { type Exchange, startProxy } from "./proxy.ts";
+import { type Exchange, type ProxyRecord, startProxy } from "./proxy.ts";
 import { childSeed, makeRng } from "./rng.ts";
+import type { PushRecord, SessionRecord } from "./session-relay.ts";
 
 export interface ChaosOptions {
   seed: number;
@@ -32,6 +41,10 @@ export interface ChaosOptions {
   clients: number;
   /** More holders over bare fetch that promise their re-polls (`repoll: true`). */
   rawClients: number;
+  /** Holders through the library's sessions (`client.session(name)`, one WebSocket per lock). */
+  sessionClients: number;
+  /** The TTL session holders ask for: longer than `ttlMs`, so a lease freed by its session's end shows. */
+  sessionTtlMs: number;
   /** Short-wait clients over bare HTTP: `waitMs` 100–500, no re-poll, release at once (give-up-process.ts). */
   giveUpClients: number;
   locks: LockSpec[];
@@ -44,6 +57,9 @@ export interface ChaosOptions {
   /** Mean time between client SIGKILLs, and between server restarts (0 disables). */
   killEveryMs: number;
   restartEveryMs: number;
+  /** Mean time between session cuts by the proxy (0 disables), and the share of them that go silent. */
+  cutEveryMs: number;
+  silentCutShare: number;
   /** The `clients`' lock calls: through the client library, or bare fetch. @default "library" */
   client: "library" | "raw";
   /** The local path the server runs on. @default "direct" (what `npm start` serves) */
@@ -64,6 +80,8 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
   durationMs: 60_000,
   clients: 5,
   rawClients: 1,
+  sessionClients: 2,
+  sessionTtlMs: 1_500,
   giveUpClients: 3,
   locks: parseLocks("chaos-mutex:mutex,chaos-rw:rwlock,chaos-sem:semaphore:3"),
   ttlMs: 800,
@@ -72,6 +90,8 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
   stallChance: 0.08,
   killEveryMs: 4_000,
   restartEveryMs: 15_000,
+  cutEveryMs: 2_500,
+  silentCutShare: 0.1,
   client: "library",
   server: "direct",
 };
@@ -79,6 +99,7 @@ export const DEFAULTS: Omit<ChaosOptions, "outDir" | "log"> = {
 const SCRIPTS: Record<ClientRole, string> = {
   library: resolve(import.meta.dirname, "holder-process.ts"),
   raw: resolve(import.meta.dirname, "holder-process.ts"),
+  session: resolve(import.meta.dirname, "holder-process.ts"),
   "give-up": resolve(import.meta.dirname, "give-up-process.ts"),
 };
 
@@ -93,6 +114,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const plan = makeRng(childSeed(o.seed, 1));
   const proxyLog = openJsonl(join(o.outDir, "proxy.jsonl"));
   const storeLog = openJsonl(join(o.outDir, "store.jsonl"));
+  const planLog = openJsonl(join(o.outDir, "plan.jsonl"));
   const faults: Record<string, number> = { "client kills": 0, "server restarts": 0 };
   const restartChecks: RestartCheck[] = [];
   const maxToken = new Map<string, number>();
@@ -104,6 +126,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     log: {
       write: (r) => {
         proxyLog.write(r);
+        if (r.kind !== "exchange") return;
         const ex = r as unknown as Exchange;
         const m = /^\/v1\/locks\/([^/]+)\/acquire$/.exec(ex.path);
         const token = (ex.response as { token?: number } | null)?.token;
@@ -132,10 +155,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const children = new Map<number, ChildProcess>();
   const incarnations = new Map<number, number>();
   const clientErr = createWriteStream(join(o.outDir, "clients.stderr"), { flags: "a" });
+  // Every client's stderr is piped into it, each pipe with its own listeners.
+  clientErr.setMaxListeners(0);
   let stopping = false;
   const roles: ClientRole[] = [
     ...Array<ClientRole>(o.clients).fill(o.client),
     ...Array<ClientRole>(o.rawClients).fill("raw"),
+    ...Array<ClientRole>(o.sessionClients).fill("session"),
     ...Array<ClientRole>(o.giveUpClients).fill("give-up"),
   ];
   const spawnClient = (clientId: number): void => {
@@ -150,9 +176,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       baseUrl: proxy.url,
       storeUrl: store.url,
       locks: o.locks,
-      ttlMs: o.ttlMs,
+      ttlMs: role === "session" ? o.sessionTtlMs : o.ttlMs,
       maxWaitMs: o.maxWaitMs,
+      // Work steps as long for every holder; stalls past each one's own TTL.
+      workStepMs: Math.floor(o.ttlMs / 3),
       stallChance: o.stallChance,
+      stallMaxMs: role === "session" ? o.sessionTtlMs + 2 * o.ttlMs : 3 * o.ttlMs,
       logPath: join(o.outDir, `client-${clientId}-${incarnation}.jsonl`),
     };
     const child = fork(SCRIPTS[role], [], {
@@ -176,6 +205,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const child = children.get(id);
     if (child === undefined) return;
     const exited = new Promise((r) => child.once("exit", r));
+    const record: PlanRecord = {
+      kind: "kill",
+      at: Date.now(),
+      client: `client-${id}.${incarnations.get(id) ?? 0}`,
+      role: roles[id] as string,
+    };
+    planLog.write({ ...record });
     child.kill("SIGKILL");
     await exited;
     faults["client kills"] = (faults["client kills"] ?? 0) + 1;
@@ -211,6 +247,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       o.killEveryMs > 0 ? started + plan.int(o.killEveryMs / 2, (o.killEveryMs * 3) / 2) : Infinity;
     let nextRestart =
       o.restartEveryMs > 0 ? started + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2) : Infinity;
+    // Cuts draw from a stream of their own, so adding them left the kill and restart plan as it was.
+    const cuts = makeRng(childSeed(o.seed, 3));
+    const nextCutAfter = (): number =>
+      o.cutEveryMs > 0 && o.sessionClients > 0
+        ? Date.now() + cuts.int(o.cutEveryMs / 2, (o.cutEveryMs * 3) / 2)
+        : Infinity;
+    let nextCut = nextCutAfter();
     let lastReport = started;
     while (Date.now() - started < o.durationMs) {
       const now = Date.now();
@@ -220,8 +263,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       } else if (now >= nextRestart) {
         await restartServer();
         nextRestart = Date.now() + plan.int(o.restartEveryMs / 2, (o.restartEveryMs * 3) / 2);
+      } else if (now >= nextCut) {
+        proxy.cutSession(cuts, cuts.chance(o.silentCutShare) ? "silent" : "reset");
+        nextCut = nextCutAfter();
       } else {
-        await sleep(Math.min(100, nextKill - now, nextRestart - now));
+        await sleep(Math.min(100, nextKill - now, nextRestart - now, nextCut - now));
       }
       if (Date.now() - lastReport > 30_000) {
         lastReport = Date.now();
@@ -239,7 +285,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     for (const child of children.values()) child.kill("SIGKILL");
     while (children.size > 0) await sleep(50);
     // A departed waiter may still be granted until its wait (and re-poll grace) runs out; its lease then ends at TTL.
-    await sleep(o.maxWaitMs + REPOLL_GRACE_MS + o.ttlMs + 1_000);
+    await sleep(o.maxWaitMs + REPOLL_GRACE_MS + Math.max(o.ttlMs, o.sessionTtlMs) + 1_000);
     const endChecks: EndCheck[] = [];
     for (const { name } of o.locks) {
       const v = await inspect(server.url, name);
@@ -250,19 +296,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await store.close();
     await proxyLog.close();
     await storeLog.close();
+    await planLog.close();
     await new Promise((r) => clientErr.end(r));
     writeFileSync(join(o.outDir, "checks.json"), JSON.stringify({ restartChecks, endChecks }, null, 2));
   } catch (err) {
     // A failed run must not leave its server, proxy, store or clients running.
     stopping = true;
     for (const child of children.values()) child.kill("SIGKILL");
-    await Promise.allSettled([server.stop(), proxy.close(), store.close()]);
+    await Promise.allSettled([server.stop(), proxy.close(), store.close(), planLog.close()]);
     throw err;
   }
 
   const report = checkDir(o.outDir);
   faults["dropped responses"] = proxy.stats.dropped;
   faults["requests failed by restarts (down or cut)"] = proxy.stats.upstreamErrors;
+  faults["session cuts (reset)"] = proxy.stats.cuts;
+  faults["session cuts (silent)"] = proxy.stats.silentCuts;
   faults["stalls past TTL"] = report.counts["stalls injected"] ?? 0;
   const result: ChaosResult = { ...report, seed: o.seed, outDir: o.outDir, faults };
   writeFileSync(join(o.outDir, "report.json"), JSON.stringify(result, null, 2));
@@ -279,12 +328,15 @@ export function checkDir(dir: string): CheckReport {
     restartChecks: RestartCheck[];
     endChecks: EndCheck[];
   };
+  const proxyRecords = readJsonl<ProxyRecord>(join(dir, "proxy.jsonl"));
   return checkRun({
-    exchanges: readJsonl<Exchange>(join(dir, "proxy.jsonl")),
+    exchanges: proxyRecords.filter((r): r is Exchange => r.kind === "exchange"),
+    sessionLog: proxyRecords.filter((r): r is SessionRecord | PushRecord => r.kind !== "exchange"),
     storeAccesses: readJsonl<StoreAccess>(join(dir, "store.jsonl")),
     clientEvents,
     restartChecks,
     endChecks,
+    plan: readJsonl<PlanRecord>(join(dir, "plan.jsonl")),
   });
 }
 
@@ -321,6 +373,16 @@ export function summarize(r: ChaosResult): string {
       `  longest: ${worst.to - worst.from} ms on ${worst.name}, tolerance there ${worst.toleranceMs} ms`,
     );
   }
+  lines.push(
+    "freed on disconnect (a session lease held at a kill, cut or close → the next grant to a waiter):",
+  );
+  for (const [cause, d] of Object.entries(r.freedOnDisconnect)) {
+    const times =
+      d.measured === 0
+        ? "none with a waiter"
+        : `p50 ${d.p50Ms} ms, p90 ${d.p90Ms} ms, max ${d.maxMs} ms; ${d.beforeTtl} before the lease's own expiry`;
+    lines.push(`  ${cause}: ${d.held} leases held, ${d.measured} with a waiter: ${times}`);
+  }
   lines.push(`violations: ${r.violations.length}`);
   for (const v of r.violations.slice(0, 20)) lines.push(`  [${v.check}] ${v.detail}`);
   if (r.violations.length > 20) lines.push(`  ... ${r.violations.length - 20} more in report.json`);
@@ -335,6 +397,10 @@ async function main(): Promise<void> {
       seed: { type: "string" },
       clients: { type: "string" },
       raw: { type: "string" },
+      sessions: { type: "string" },
+      "session-ttl": { type: "string" },
+      "cut-every": { type: "string" },
+      "silent-share": { type: "string" },
       giveup: { type: "string" },
       ttl: { type: "string" },
       locks: { type: "string" },
@@ -358,6 +424,11 @@ async function main(): Promise<void> {
     durationMs,
     clients: values.clients !== undefined ? Number(values.clients) : DEFAULTS.clients,
     rawClients: values.raw !== undefined ? Number(values.raw) : DEFAULTS.rawClients,
+    sessionClients: values.sessions !== undefined ? Number(values.sessions) : DEFAULTS.sessionClients,
+    sessionTtlMs: values["session-ttl"] !== undefined ? Number(values["session-ttl"]) : DEFAULTS.sessionTtlMs,
+    cutEveryMs: values["cut-every"] !== undefined ? Number(values["cut-every"]) : DEFAULTS.cutEveryMs,
+    silentCutShare:
+      values["silent-share"] !== undefined ? Number(values["silent-share"]) : DEFAULTS.silentCutShare,
     giveUpClients: values.giveup !== undefined ? Number(values.giveup) : DEFAULTS.giveUpClients,
     ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
     locks: values.locks !== undefined ? parseLocks(values.locks) : DEFAULTS.locks,

@@ -1,12 +1,15 @@
 /**
- * The chaos checker (chaos/check.ts, chaos/liveness.ts) on synthetic logs: each check must flag the fault it
- * claims to catch, and must stay quiet on what a correct server does under the same faults (killed holders,
- * cut answers, reserved waiters, leases nobody saw). No server runs here; chaos.test.ts is the live run.
+ * The chaos checker (chaos/check.ts, chaos/liveness.ts, chaos/disconnects.ts) on synthetic logs: each check
+ * must flag the fault it claims to catch, and must stay quiet on what a correct server does under the same
+ * faults (killed holders, cut answers, reserved waiters, leases nobody saw, sessions cut or closed). No
+ * server runs here; chaos.test.ts is the live run.
  */
 import { describe, expect, it } from "vitest";
 import { type CheckInput, checkRun } from "../../chaos/check.ts";
 import type { StoreAccess } from "../../chaos/fenced-store.ts";
 import type { Exchange } from "../../chaos/proxy.ts";
+import { SESSION_ENDED, type SessionRecord } from "../../chaos/session-relay.ts";
+import { SESSION_TIMEOUT_MS } from "../../client/src/protocol.ts";
 
 let nextId = 1;
 
@@ -349,5 +352,198 @@ describe("chaos checker, liveness: free capacity is never kept from a waiting re
     const lateRelease = [acquired("a", "H", 1, 1_000), released("a", "H", 1_400)];
     const reserved = waitedInVain("a", "X", 1_000, 348, { repoll: true });
     expect(checks([...lateRelease, reserved, tryOnce])).toEqual([]);
+  });
+});
+
+describe("chaos checker, sessions: a lease ends when the server can have seen its session end", () => {
+  /** A session frame: `ex` over session `session`. */
+  const frame = (session: number, e: Exchange): Exchange => ({ ...e, method: "WS", session });
+  /** How session `session` on lock `name` ended, as the proxy logs it. */
+  function ended(
+    session: number,
+    name: string,
+    o: {
+      endedBy: Extract<SessionRecord, { event: "end" }>["endedBy"];
+      endedAt: number;
+      endSentUpstreamAt?: number | null;
+      serverEndedAt?: number | null;
+      lastForwardedAt?: number;
+      serverNeverClosed?: boolean;
+    },
+  ): SessionRecord[] {
+    return [
+      { kind: "session", event: "open", session, name, at: 900 },
+      {
+        kind: "session",
+        event: "end",
+        session,
+        name,
+        at: o.endedAt + 2,
+        endedBy: o.endedBy,
+        endedAt: o.endedAt,
+        endSentUpstreamAt: o.endSentUpstreamAt === undefined ? o.endedAt : o.endSentUpstreamAt,
+        serverEndedAt: o.serverEndedAt ?? null,
+        lastForwardedAt: o.lastForwardedAt ?? o.endedAt - 100,
+        serverNeverClosed: o.serverNeverClosed ?? false,
+      },
+    ];
+  }
+  const cutAt = (session: number, name: string, at: number): SessionRecord[] => [
+    { kind: "session", event: "cut", session, name, at, mode: "reset" },
+    ...ended(session, name, { endedBy: "cut-reset", endedAt: at }),
+  ];
+  // S holds the mutex over session 1 from 1000 with a 5 s TTL.
+  const held = frame(1, acquired("m", "S", 1, 1_000, { ttlMs: 5_000 }));
+
+  it("accepts a grant right after the holder's session was cut, and flags one before", () => {
+    const sessionLog = cutAt(1, "m", 1_500);
+    expect(checks([held, acquired("m", "B", 2, 1_503)], { sessionLog })).toEqual([]);
+    expect(checks([held, acquired("m", "B", 2, 1_497)], { sessionLog })).toEqual(["mutual-exclusion"]);
+    // Without its session's end in the log, the lease holds to its TTL.
+    expect(checks([held, acquired("m", "B", 2, 1_503)])).toEqual(["mutual-exclusion"]);
+  });
+
+  it("counts a session's close from when the proxy passed it on, not from when the server's FIN came", () => {
+    // The client closed at 1500; the server's own close came back at 1520 and the next grant at 1502.
+    const sessionLog = ended(1, "m", { endedBy: "client-close", endedAt: 1_500, serverEndedAt: 1_520 });
+    expect(checks([held, acquired("m", "B", 2, 1_502)], { sessionLog })).toEqual([]);
+  });
+
+  it("lets the server close a silent session only once it has heard nothing for SESSION_TIMEOUT_MS", () => {
+    // A pulled cable at 1100 (the last frame passed on): nothing reaches the server after that.
+    const silent = (serverEndedAt: number) =>
+      ended(1, "m", {
+        endedBy: "cut-silent",
+        endedAt: 1_150,
+        endSentUpstreamAt: null,
+        serverEndedAt,
+        lastForwardedAt: 1_100,
+      });
+    const renewed = frame(
+      1,
+      ex("renew", "m", 1_050, { leaseId: "S" }, lease("S", 1, 1_050, { ttlMs: 60_000 })),
+    );
+    const closedAt = 1_100 + SESSION_TIMEOUT_MS;
+    // The server closed it at the limit and granted B in the same step; the proxy read the close 3 ms later.
+    const b = acquired("m", "B", 2, closedAt + 1);
+    expect(checks([held, renewed, b], { sessionLog: silent(closedAt + 3) })).toEqual([]);
+    // Granted 5 s before the limit, with the server's close read only after: the lease was still held.
+    const early = acquired("m", "B", 2, closedAt - 5_000);
+    expect(checks([held, renewed, early], { sessionLog: silent(closedAt + 3) })).toEqual([
+      "mutual-exclusion",
+    ]);
+    // A silent session the server never closed is reported.
+    const neverClosed = ended(1, "m", {
+      endedBy: "cut-silent",
+      endedAt: 1_150,
+      endSentUpstreamAt: 41_150,
+      lastForwardedAt: 1_100,
+      serverNeverClosed: true,
+    });
+    expect(checks([held], { sessionLog: neverClosed })).toEqual(["silent-session-closed"]);
+  });
+
+  it("takes a release whose answer was cut off as possibly done", () => {
+    const release = frame(
+      1,
+      ex("release", "m", 1_400, { leaseId: "S" }, null, {
+        status: null,
+        answeredAt: 1_410,
+        upstreamError: SESSION_ENDED,
+      }),
+    );
+    expect(checks([held, release, acquired("m", "B", 2, 1_401)])).toEqual([]);
+    expect(checks([held, acquired("m", "B", 2, 1_401)])).toEqual(["mutual-exclusion"]);
+  });
+
+  it("does not call a session holder fenced out after its session ended two holders, but does before", () => {
+    const access = (storeAt: number) => ({
+      ev: "access",
+      at: storeAt,
+      client: "c",
+      op: "write",
+      name: "m",
+      token: 1,
+      leaseId: "S",
+      late: false,
+      heldUntil: 6_000,
+      storeAt,
+      accepted: false,
+      seen: 2,
+      written: 2,
+    });
+    const sessionLog = cutAt(1, "m", 1_500);
+    const exchanges = [held, acquired("m", "B", 2, 1_502)];
+    const after = check(exchanges, { sessionLog, clientEvents: [access(1_510)] });
+    expect(after.violations).toEqual([]);
+    expect(after.counts["in-lease writes fenced after their session ended (before the holder heard)"]).toBe(
+      1,
+    );
+    expect(checks(exchanges, { sessionLog, clientEvents: [access(1_490)] })).toEqual(["no-double-holder"]);
+  });
+
+  it("keeps the liveness check quiet while a session lease may last to its TTL, and a cut-off waiter to its wait", () => {
+    // Cut at 1500: the server frees the lease when it notices, which no log shows; W, waiting since 1100,
+    // is granted at 1800. Not judged: the lease may have held until its expiry (6000).
+    const sessionLog = cutAt(1, "m", 1_500);
+    const w = waitedAndGranted("m", "W", 2, 1_100, 3_000, 1_800);
+    expect(checks([held, w], { sessionLog })).toEqual([]);
+    // A session waiter X, ahead of W, cut off at 1500: its wait may go on at the server until 1500 + 1000.
+    const x = frame(
+      2,
+      ex("acquire", "n", 1_050, { leaseId: "X", ttlMs: 1_000, waitMs: 1_000 }, null, {
+        status: null,
+        answeredAt: 1_500,
+        upstreamError: SESSION_ENDED,
+      }),
+    );
+    const shortHold = [acquired("n", "H", 1, 1_000), released("n", "H", 1_200)];
+    const wn = waitedAndGranted("n", "W", 2, 1_100, 2_000, 2_400);
+    expect(checks([...shortHold, x, wn], { sessionLog: cutAt(2, "n", 1_500) })).toEqual([]);
+    expect(checks([...shortHold, wn])).toEqual(["work-conserving"]);
+  });
+
+  it("reports the time from a kill or a cut to the next grant to a waiter kept out by that lease alone", () => {
+    const killedSession = frame(
+      3,
+      ex(
+        "acquire",
+        "k",
+        1_000,
+        { leaseId: "K", ttlMs: 5_000, owner: "client-4.1" },
+        lease("K", 1, 1_000, { ttlMs: 5_000 }),
+      ),
+    );
+    const sessionLog = [
+      ...ended(3, "k", { endedBy: "client-gone", endedAt: 1_502 }),
+      ...cutAt(1, "m", 1_500),
+    ];
+    const report = check(
+      [
+        killedSession,
+        waitedAndGranted("k", "W", 2, 1_100, 3_000, 1_506),
+        held,
+        waitedAndGranted("m", "W", 2, 1_100, 3_000, 1_503),
+      ],
+      { sessionLog, plan: [{ kind: "kill", at: 1_500, client: "client-4.1", role: "session" }] },
+    );
+    expect(report.violations).toEqual([]);
+    expect(report.freedOnDisconnect.kill).toMatchObject({ held: 1, measured: 1, beforeTtl: 1, maxMs: 6 });
+    expect(report.freedOnDisconnect["cut (reset)"]).toMatchObject({ held: 1, measured: 1, p50Ms: 3 });
+  });
+
+  it("times the freeing by the first grant that could not have been made beside the lease, if someone waited", () => {
+    const sem = { limit: 3 };
+    const big = frame(5, acquired("s", "L", 1, 1_000, { ...sem, permits: 2, ttlMs: 5_000 }));
+    const sessionLog = cutAt(5, "s", 1_500);
+    // One permit fits beside L's two: its grant at 1502 proves nothing; two permits at 1510 do.
+    const small = acquired("s", "P1", 2, 1_502, { ...sem, permits: 1 });
+    const waiting = waitedAndGranted("s", "P2", 3, 1_100, 3_000, 1_510, { ...sem, permits: 2 });
+    const report = check([big, small, waiting], { sessionLog });
+    expect(report.violations).toEqual([]);
+    expect(report.freedOnDisconnect["cut (reset)"]).toMatchObject({ held: 1, measured: 1, samplesMs: [10] });
+    // Nobody waited at the cut: the lease is counted, not timed.
+    const idle = check([big, acquired("s", "P2", 3, 1_510, { ...sem, permits: 2 })], { sessionLog });
+    expect(idle.freedOnDisconnect["cut (reset)"]).toMatchObject({ held: 1, measured: 0, maxMs: null });
   });
 });

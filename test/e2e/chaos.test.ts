@@ -1,8 +1,9 @@
 /**
- * The short, seeded chaos run for CI: about 60 s of holders (client library and bare fetch) and short-wait
- * clients that give up, on a mutex, a read-write lock and a semaphore, through dropped responses, client
- * SIGKILLs, stalls past the TTL and server restarts; then every check of chaos/check.ts (safety and
- * liveness) must pass. The checker's own cases: chaos-check.test.ts. Longer hunts: chaos/README.md.
+ * The short, seeded chaos run for CI: about 60 s of holders (client library over HTTP and sessions, bare
+ * fetch) and short-wait clients that give up, on a mutex, a read-write lock and a semaphore, through dropped
+ * responses, client SIGKILLs, cut session connections, stalls past the TTL and server restarts; then every
+ * check of chaos/check.ts (safety and liveness) must pass. The checker's own cases: chaos-check.test.ts.
+ * Longer hunts: chaos/README.md.
  */
 import { expect, it } from "vitest";
 import { DEFAULTS, runChaos, summarize } from "../../chaos/run.ts";
@@ -28,4 +29,9 @@ it("never has two holders, loses or double-grants a lease, lets a late access th
     expect(result.liveness.byKind[kind]?.waits).toBeGreaterThan(20);
   }
   expect(result.counts["reads in lease"]).toBeGreaterThan(0);
+  // Sessions held leases, and some were cut or killed while they did.
+  expect(result.faults["session cuts (reset)"]).toBeGreaterThan(0);
+  expect(result.counts["grants received by session clients"]).toBeGreaterThan(20);
+  const held = Object.values(result.freedOnDisconnect).reduce((n, d) => n + d.held, 0);
+  expect(held).toBeGreaterThan(0);
 });

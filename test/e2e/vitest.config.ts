@@ -5,7 +5,8 @@ import { defineConfig } from "vitest/config";
  * The suite runs twice, once per local path (test/e2e/helpers/wrangler-dev.ts reads E2E_SERVER), one path
  * after the other and one file at a time: each file starts its own workerd, and the machine has 2 cores.
  * chaos.test.ts runs in the direct project only: its 60 s run starts chaos/run.ts's default server, the
- * direct path (the one `npm start` serves); chaos-check.test.ts (the checker on synthetic logs) needs no server. The Python client's suite
+ * direct path (the one `npm start` serves); chaos-check.test.ts (the checker on synthetic logs) needs no server;
+ * chaos-proxy.test.ts tests the harness's proxy, not the server's paths. The Python client's suite
  * runs there only too: it tests the client, and the server's paths are compared by the rest of the suite.
  * The browser test of the live page (live-page.test.ts) runs against `wrangler dev` only: it tests the page.
  */
@@ -33,6 +34,7 @@ export default defineConfig({
           exclude: [
             "test/e2e/chaos.test.ts",
             "test/e2e/chaos-check.test.ts",
+            "test/e2e/chaos-proxy.test.ts",
             "test/e2e/python-client.test.ts",
           ],
           env: { E2E_SERVER: "wrangler-dev" },
