@@ -219,7 +219,10 @@ describe("queue", () => {
       [T0 + 801, { type: "waitEnded", leaseId: "b" }],
       [T0 + 900, { type: "release", leaseId: "a" }],
     ]);
-    expect(steps[3]?.state.queue[0]).toMatchObject({ leaseId: "b", reserveUntil: T0 + 801 + REPOLL_RESERVE_MS });
+    expect(steps[3]?.state.queue[0]).toMatchObject({
+      leaseId: "b",
+      reserveUntil: T0 + 801 + REPOLL_RESERVE_MS,
+    });
     // The release comes while b's re-poll may still be on its way: c is not granted past it.
     expect(last(steps).effects.granted).toHaveLength(0);
   });
