@@ -84,7 +84,13 @@ export class LockObject extends DurableObject<Env> {
     });
     void ctx.blockConcurrencyWhile(async () => {
       this.#alarmAt = await ctx.storage.getAlarm();
-      this.#syncAlarm(Date.now());
+      const now = Date.now();
+      // Sessions whose sockets did not survive a restart (a deploy, a crash) are gone: end what they held
+      // and withdraw what they waited for, as their close would have. Hibernated sockets are still listed.
+      for (const session of this.#sessions.orphans(this.#state)) {
+        this.#apply({ type: "sessionClosed", session }, now);
+      }
+      this.#syncAlarm(now);
     });
   }
 

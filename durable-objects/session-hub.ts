@@ -204,6 +204,16 @@ export class SessionHub {
     return closed;
   }
 
+  /** Sessions the state names (as holders or waiters) that have no socket here any more. */
+  orphans(state: LockState): string[] {
+    const named = new Set<string>();
+    for (const l of state.holders) if (l.session !== null) named.add(l.session);
+    for (const w of state.queue) if (w.session !== null) named.add(w.session);
+    if (named.size === 0) return [];
+    for (const ws of this.#ctx.getWebSockets()) named.delete(attachmentOf(ws).session);
+    return [...named];
+  }
+
   /** The session a socket belongs to. */
   sessionOf(ws: WebSocket): string {
     return attachmentOf(ws).session;

@@ -4,7 +4,12 @@
  * silence, or while the object was evicted), `lost` pushed before anyone else is granted, and watchers told
  * of every change.
  */
-import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import {
+  abortAllDurableObjects,
+  evictDurableObject,
+  runDurableObjectAlarm,
+  runInDurableObject,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { SESSION_PROTOCOL, SESSION_TIMEOUT_MS } from "../client/src/protocol.ts";
@@ -96,6 +101,17 @@ describe("what a session holds or waits for", () => {
     await untilWaiters(name, 0);
     await release(name, holder.body.leaseId);
     expect((await inspect(name)).body).toMatchObject({ held: false, lastToken: 1 });
+  });
+
+  it("ends when a restart of the lock object took the session's socket with it", async () => {
+    const name = lockName("s-restart");
+    const s = await openSession(name);
+    s.send({ type: "acquire", id: 1, ttlMs: 60_000 });
+    const { leaseId } = await s.next((f) => f.id === 1);
+    // Like a deploy or a crash: the object and its sockets are gone, the lease is in storage.
+    await abortAllDurableObjects();
+    expect((await inspect(name)).body).toMatchObject({ held: false, lastToken: 1 });
+    expect((await release(name, leaseId)).body).toMatchObject({ code: "not_held", reason: "session_closed" });
   });
 
   it("ends when the session goes silent past its heartbeat deadline", async () => {
