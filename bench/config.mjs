@@ -10,11 +10,12 @@ export const ROOT_DIR = join(BENCH_DIR, "..");
 
 /**
  * Auth, switchable in one place. BENCH_EDGELOCK_VARS is a JSON object of Worker vars given to every
- * edgelock start; by default it turns auth off (a var the Worker ignores while it has no auth).
+ * edgelock start; by default it turns auth off (a var the Worker ignores while it has no auth) and the
+ * per-request log line off, as `npm start` does (scripts/start.ts says why).
  * BENCH_API_KEY, when set, is sent as a Bearer token on every edgelock request.
  */
 export const EDGELOCK_VARS = JSON.parse(
-  process.env.BENCH_EDGELOCK_VARS ?? '{"EDGELOCK_INSECURE_NO_AUTH":"true"}',
+  process.env.BENCH_EDGELOCK_VARS ?? '{"EDGELOCK_INSECURE_NO_AUTH":"true","EDGELOCK_REQUEST_LOG":"off"}',
 );
 export const EDGELOCK_API_KEY = process.env.BENCH_API_KEY || undefined;
 export const EDGELOCK_HEADERS =

@@ -19,7 +19,15 @@ const KEY_COMMENT = "# edgelock development key (local only): ";
 const INSECURE_VAR = "EDGELOCK_INSECURE_NO_AUTH";
 
 const USAGE = `usage: npm start -- [--port 8787] [--ip localhost] [--persist-to .wrangler/state] [--insecure]
+                    [--log-requests]
        npm run dev -- [--insecure] [any wrangler dev option]`;
+
+/**
+ * One JSON line per request is what a deployed Worker's logs are for; on the local runtime each line goes
+ * through Miniflare in Node and doubled the served path's latency (bench/RESULTS.md), so `npm start`
+ * leaves them off unless `--log-requests`. Other log lines (errors, force-release audits) stay.
+ */
+const QUIET_REQUESTS = { EDGELOCK_REQUEST_LOG: "off" };
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === "--dev") return wranglerDev(argv.slice(1));
@@ -30,11 +38,15 @@ async function main(argv: string[]): Promise<void> {
       ip: { type: "string", default: "localhost" },
       "persist-to": { type: "string", default: join(ROOT_DIR, ".wrangler/state") },
       insecure: { type: "boolean", default: false },
+      "log-requests": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) return console.log(USAGE);
-  const vars = authVars(values.insecure, values.port);
+  const vars = {
+    ...authVars(values.insecure, values.port),
+    ...(values["log-requests"] ? {} : QUIET_REQUESTS),
+  };
   const server = await serveDirect({
     config: join(ROOT_DIR, "wrangler.toml"),
     ip: values.ip,
