@@ -142,7 +142,8 @@ async function cappedRuns(url) {
   for (const repoll of [true, false]) {
     const label = `edgelock, ${maxWaitMs} ms per request, ${repoll ? "repoll: true" : "no repoll (control)"}`;
     const spec = { kind: "edgelock", url, headers: EDGELOCK_HEADERS, label, maxWaitMs, repoll };
-    runs.push({ label, maxWaitMs, holdMs, repoll, contended: await contendedRuns(spec, params, { holdMs }) });
+    const p = { ...params, contendedRounds: params.cappedRounds };
+    runs.push({ label, maxWaitMs, holdMs, repoll, contended: await contendedRuns(spec, p, { holdMs }) });
   }
   return runs;
 }

@@ -9,13 +9,20 @@ import { makeSystem } from "../systems/index.mjs";
 
 const WAIT_MS = 60_000;
 const TTL_MS = 10_000;
+const WARMUP = 100;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function run({ spec, name, rounds, counterFile, holdMs = 0 }) {
   const system = await makeSystem(spec);
-  // One unmeasured section first: it opens the connection, warms the code and (for the first process)
-  // creates the lock, so the first measured wait is not a cold start of the client or the server.
+  // Unmeasured sections first, so that the measured ones time the lock, not a cold process: WARMUP on a
+  // name of this process's own (a freshly forked Node runs its HTTP client's first few hundred requests
+  // unoptimised: at 40 rounds that made P=4 look ~40% slower than at 100; RESULTS.md, "Warm-up"), then one
+  // on the shared name, which opens its connection and (for the first process) creates the lock.
+  for (let i = 0; i < WARMUP; i++) {
+    const own = await system.acquire(`${name}-warm-${process.pid}`, { ttlMs: TTL_MS, waitMs: WAIT_MS });
+    if (own !== null) await system.release(own);
+  }
   const warm = await system.acquire(name, { ttlMs: TTL_MS, waitMs: WAIT_MS });
   if (warm !== null) await system.release(warm);
   process.send({ type: "ready" });
