@@ -5,7 +5,6 @@
  * object closing the socket. No part of the server is mocked.
  */
 import { runInDurableObject } from "cloudflare:test";
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
   AuthError,
@@ -19,14 +18,11 @@ import {
 import { app } from "../../worker/app.ts";
 import { acquire, call, inspect, release } from "../helpers/api.ts";
 import { KEYS, secured } from "../helpers/auth.ts";
+import { workerClient } from "../helpers/client.ts";
 import { lockName } from "../helpers/names.ts";
 import { expireAllByAlarm, stubOf, untilWaiters } from "../helpers/runtime.ts";
 
-const client = new EdgelockClient({
-  url: "https://edgelock.test",
-  fetch: (input, init) => exports.default.fetch(input, init),
-  owner: "session-test",
-});
+const client = workerClient({ owner: "session-test" });
 
 /** Closes every session socket of the lock from the lock object's side, as a dropped connection would. */
 async function dropSockets(name: string): Promise<number> {
