@@ -13,8 +13,7 @@ import { makeRng, type Rng } from "./rng.ts";
  * Holders that go through the client library over HTTP, bare fetch or the library's sessions, and short-wait
  * clients that give up.
  */
-export const CLIENT_ROLES = ["library", "raw", "session", "give-up"] as const;
-export type ClientRole = (typeof CLIENT_ROLES)[number];
+export type ClientRole = "library" | "raw" | "session" | "give-up";
 
 export interface ClientConfig {
   clientId: number;

@@ -209,7 +209,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       kind: "kill",
       at: Date.now(),
       client: `client-${id}.${incarnations.get(id) ?? 0}`,
-      role: roles[id] as string,
+      role: roles[id] as ClientRole,
     };
     planLog.write({ ...record });
     child.kill("SIGKILL");
