@@ -18,7 +18,7 @@ import { BEARER_SUBPROTOCOL } from "../worker/auth.ts";
 import { acquire, call, inspect, type Reply, release } from "./helpers/api.ts";
 import { KEYS, secured } from "./helpers/auth.ts";
 import { leaseId, lockName } from "./helpers/names.ts";
-import { untilWaiters } from "./helpers/runtime.ts";
+import { queued, untilWaiters } from "./helpers/runtime.ts";
 import { type Frame, openAndAcquire, openSession, type TestSession } from "./helpers/session.ts";
 
 const stub = (name: string) => env.LOCK.getByName(name);
@@ -79,10 +79,9 @@ describe("what a session holds or waits for", () => {
   it("ends when it closes: the next waiter is granted at once, and the lease says why it ended", async () => {
     const name = lockName("s-close");
     const [s, { leaseId }] = await openAndAcquire(name, { ttlMs: 60_000 });
-    const waiting = acquire(name, { ttlMs: 1_000, waitMs: 10_000, owner: "next" });
-    await untilWaiters(name, 1);
+    const waiting = await queued(name, { ttlMs: 1_000, waitMs: 10_000, owner: "next" }, 1);
     s.close();
-    expect((await waiting).body).toMatchObject({ owner: "next", token: 2 });
+    expect((await waiting.answer).body).toMatchObject({ owner: "next", token: 2 });
     expect((await release(name, leaseId)).body).toMatchObject({ code: "not_held", reason: "session_closed" });
   });
 
@@ -133,13 +132,12 @@ describe("session waiters", () => {
   it("are pushed their grant past the HTTP per-request cap, in one FIFO queue with HTTP waiters", async () => {
     const name = lockName("s-fifo");
     const [holder, s] = await sessionWaitingBehindHolder(name, { id: "long", ttlMs: 5_000, waitMs: 600_000 });
-    const http = acquire(name, { ttlMs: 1_000, waitMs: 10_000, owner: "http" });
-    await untilWaiters(name, 2);
+    const http = await queued(name, { ttlMs: 1_000, waitMs: 10_000, owner: "http" }, 2);
     await release(name, holder.body.leaseId);
     const granted = await s.next((f) => f.id === "long");
     expect(granted).toMatchObject({ type: "granted", token: 2 });
     s.send({ type: "release", id: "r", leaseId: granted.leaseId });
-    expect((await http).body).toMatchObject({ owner: "http", token: 3 });
+    expect((await http.answer).body).toMatchObject({ owner: "http", token: 3 });
     s.close();
   });
 
