@@ -236,8 +236,7 @@ describe("waiting", () => {
     const c = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c" }, 1);
     const bAgain = await queued(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b }, 2);
     await release(name, holder.body.leaseId);
-    const granted = await bAgain.answer;
-    expect(granted.body).toMatchObject({ leaseId: b, token: 2 });
+    expect((await bAgain.answer).body).toMatchObject({ leaseId: b, token: 2 });
     await release(name, b);
     expect((await c.answer).body).toMatchObject({ owner: "c", token: 3 });
   });
