@@ -5,6 +5,7 @@
  * of a dead connection is the platform's business (a silent cut is heard of only through the lease's TTL
  * or the session's silence limit), and the liveness check must not guess it (liveness.ts).
  */
+import type { ClientRole } from "./client-context.ts";
 import {
   endLower,
   endUpper,
@@ -21,7 +22,7 @@ export interface KillRecord {
   at: number;
   /** The client's name (`client-<id>.<incarnation>`), which its session frames carry as `owner`. */
   client: string;
-  role: string;
+  role: ClientRole;
 }
 
 export const DISCONNECT_CAUSES = ["kill", "cut (reset)", "cut (silent)", "close"] as const;

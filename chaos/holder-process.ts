@@ -9,9 +9,9 @@
 import { clientContext } from "./client-context.ts";
 import { LibraryLockClient, SessionLockClient } from "./library-client.ts";
 import { type ChaosLockClient, RawLockClient, sleep } from "./lock-client.ts";
-import { type Access, askFor, grantMatches } from "./locks.ts";
+import { type Access, grantMatches } from "./locks.ts";
 
-const { cfg, rng, me, log, stopping, access } = clientContext();
+const { cfg, rng, me, log, access, run } = clientContext();
 const onRetry = (what: string, leaseId: string, cause: string): void =>
   log("retry", { what, leaseId, cause });
 function makeClient(): ChaosLockClient {
@@ -95,70 +95,56 @@ async function holdAndWork(
   }
 }
 
-async function main(): Promise<void> {
-  log("start", { pid: process.pid, role: cfg.role });
-  let n = 0;
-  while (!stopping()) {
-    const lock = rng.pick(cfg.locks);
-    const { name } = lock;
-    const { ask, access: op } = askFor(lock, rng);
-    const chosenId = rng.id(`c${cfg.clientId}i${cfg.incarnation}n${n++}`);
-    // A session lets the library choose, so that a wait cut off with its socket goes on over a new one.
-    const requestId = cfg.role === "session" ? null : chosenId;
-    const waitMs = rng.chance(0.3) ? 0 : rng.int(100, cfg.maxWaitMs);
-    const sentAt = Date.now();
-    log("acquire", { name, leaseId: requestId, waitMs, ...ask });
-    const r = await client.acquire(name, {
-      leaseId: requestId,
-      ttlMs: cfg.ttlMs,
-      waitMs,
-      owner: me,
-      ask,
-      deadlineMs: 15_000,
-    });
-    if (r.kind !== "granted") {
-      log("acquire-result", { name, leaseId: requestId, sentAt, result: r.kind, ...r });
-      if (r.kind === "busy") await sleep(Math.min(r.retryAfterMs, rng.int(20, 300)));
-      continue;
-    }
-    const { token, expiresAt, ttlMs, leaseId } = r.lease;
-    log("grant", {
-      name,
-      leaseId: requestId ?? leaseId,
-      token,
-      expiresAt,
-      ttlMs,
-      sentAt,
-      leaseIdEcho: leaseId,
-      ...ask,
-    });
-    if (!grantMatches(ask, r.lease)) {
-      // Never act on a lease of another mode or size than asked: a writer under a shared lease is unfenced.
-      log("mismatch", { name, leaseId, token, ask, mode: r.lease.mode, permits: r.lease.permits });
-    } else {
-      await holdAndWork(name, op, leaseId, token, expiresAt);
-    }
-    if (client.abandon !== undefined && rng.chance(ABANDON_SHARE)) {
-      log("abandon", { name, leaseId, token, sentAt: Date.now() });
-      client.abandon(name, leaseId);
-      continue;
-    }
-    const releaseAt = Date.now();
-    const rel = await client.release(name, leaseId, 3_000);
-    log("release", {
-      name,
-      leaseId,
-      token,
-      sentAt: releaseAt,
-      result: rel.kind,
-      ...("reason" in rel ? { reason: rel.reason } : {}),
-    });
+run(async ({ name, ask, access: op, n }) => {
+  const chosenId = rng.id(`c${cfg.clientId}i${cfg.incarnation}n${n}`);
+  // A session lets the library choose, so that a wait cut off with its socket goes on over a new one.
+  const requestId = cfg.role === "session" ? null : chosenId;
+  const waitMs = rng.chance(0.3) ? 0 : rng.int(100, cfg.maxWaitMs);
+  const sentAt = Date.now();
+  log("acquire", { name, leaseId: requestId, waitMs, ...ask });
+  const r = await client.acquire(name, {
+    leaseId: requestId,
+    ttlMs: cfg.ttlMs,
+    waitMs,
+    owner: me,
+    ask,
+    deadlineMs: 15_000,
+  });
+  if (r.kind !== "granted") {
+    log("acquire-result", { name, leaseId: requestId, sentAt, result: r.kind, ...r });
+    if (r.kind === "busy") await sleep(Math.min(r.retryAfterMs, rng.int(20, 300)));
+    return;
   }
-  log("stop", {});
-  process.exit(0);
-}
-
-main().catch((err: unknown) => {
-  log("crash", { error: String((err as Error).stack ?? err) });
-  process.exit(1);
+  const { token, expiresAt, ttlMs, leaseId } = r.lease;
+  log("grant", {
+    name,
+    leaseId: requestId ?? leaseId,
+    token,
+    expiresAt,
+    ttlMs,
+    sentAt,
+    leaseIdEcho: leaseId,
+    ...ask,
+  });
+  if (!grantMatches(ask, r.lease)) {
+    // Never act on a lease of another mode or size than asked: a writer under a shared lease is unfenced.
+    log("mismatch", { name, leaseId, token, ask, mode: r.lease.mode, permits: r.lease.permits });
+  } else {
+    await holdAndWork(name, op, leaseId, token, expiresAt);
+  }
+  if (client.abandon !== undefined && rng.chance(ABANDON_SHARE)) {
+    log("abandon", { name, leaseId, token, sentAt: Date.now() });
+    client.abandon(name, leaseId);
+    return;
+  }
+  const releaseAt = Date.now();
+  const rel = await client.release(name, leaseId, 3_000);
+  log("release", {
+    name,
+    leaseId,
+    token,
+    sentAt: releaseAt,
+    result: rel.kind,
+    ...("reason" in rel ? { reason: rel.reason } : {}),
+  });
 });

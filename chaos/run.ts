@@ -209,7 +209,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       kind: "kill",
       at: Date.now(),
       client: `client-${id}.${incarnations.get(id) ?? 0}`,
-      role: roles[id] as string,
+      role: roles[id] as ClientRole,
     };
     planLog.write({ ...record });
     child.kill("SIGKILL");
@@ -389,27 +389,29 @@ export function summarize(r: ChaosResult): string {
   return lines.join("\n");
 }
 
+/** The flags that set a number of ChaosOptions, each with the option it sets. */
+const NUMBER_FLAGS = {
+  clients: "clients",
+  raw: "rawClients",
+  sessions: "sessionClients",
+  "session-ttl": "sessionTtlMs",
+  "cut-every": "cutEveryMs",
+  "silent-share": "silentCutShare",
+  giveup: "giveUpClients",
+  ttl: "ttlMs",
+} as const satisfies Record<string, keyof ChaosOptions>;
+type NumberFlag = keyof typeof NUMBER_FLAGS;
+const OTHER_FLAGS = ["minutes", "seconds", "seed", "locks", "out", "check", "client", "server"] as const;
+type Flag = NumberFlag | (typeof OTHER_FLAGS)[number];
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      minutes: { type: "string" },
-      seconds: { type: "string" },
-      seed: { type: "string" },
-      clients: { type: "string" },
-      raw: { type: "string" },
-      sessions: { type: "string" },
-      "session-ttl": { type: "string" },
-      "cut-every": { type: "string" },
-      "silent-share": { type: "string" },
-      giveup: { type: "string" },
-      ttl: { type: "string" },
-      locks: { type: "string" },
-      out: { type: "string" },
-      check: { type: "string" },
-      client: { type: "string" },
-      server: { type: "string" },
-    },
-  });
+  const flags: Flag[] = [...(Object.keys(NUMBER_FLAGS) as NumberFlag[]), ...OTHER_FLAGS];
+  // Every flag takes a value.
+  const options = Object.fromEntries(flags.map((f) => [f, { type: "string" }])) as Record<
+    Flag,
+    { type: "string" }
+  >;
+  const { values } = parseArgs({ options });
   if (values.check !== undefined) {
     const report = checkDir(values.check);
     console.log(JSON.stringify(report, null, 2));
@@ -418,25 +420,21 @@ async function main(): Promise<void> {
   const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 1_000_000);
   const durationMs =
     values.seconds !== undefined ? Number(values.seconds) * 1_000 : Number(values.minutes ?? "1") * 60_000;
-  const result = await runChaos({
+  const chaos: ChaosOptions = {
     ...DEFAULTS,
     seed,
     durationMs,
-    clients: values.clients !== undefined ? Number(values.clients) : DEFAULTS.clients,
-    rawClients: values.raw !== undefined ? Number(values.raw) : DEFAULTS.rawClients,
-    sessionClients: values.sessions !== undefined ? Number(values.sessions) : DEFAULTS.sessionClients,
-    sessionTtlMs: values["session-ttl"] !== undefined ? Number(values["session-ttl"]) : DEFAULTS.sessionTtlMs,
-    cutEveryMs: values["cut-every"] !== undefined ? Number(values["cut-every"]) : DEFAULTS.cutEveryMs,
-    silentCutShare:
-      values["silent-share"] !== undefined ? Number(values["silent-share"]) : DEFAULTS.silentCutShare,
-    giveUpClients: values.giveup !== undefined ? Number(values.giveup) : DEFAULTS.giveUpClients,
-    ttlMs: values.ttl !== undefined ? Number(values.ttl) : DEFAULTS.ttlMs,
     locks: values.locks !== undefined ? parseLocks(values.locks) : DEFAULTS.locks,
     client: values.client === "raw" ? "raw" : DEFAULTS.client,
     server: values.server !== undefined ? parseLocalPath(values.server, "--server") : DEFAULTS.server,
     ...(values.out !== undefined ? { outDir: values.out } : {}),
     log: (line) => console.log(line),
-  });
+  };
+  for (const [flag, option] of Object.entries(NUMBER_FLAGS)) {
+    const value = values[flag as NumberFlag];
+    if (value !== undefined) chaos[option] = Number(value);
+  }
+  const result = await runChaos(chaos);
   console.log(summarize(result));
   process.exit(result.violations.length === 0 ? 0 : 1);
 }

@@ -198,17 +198,8 @@ class Relay {
 
   /** Resets both connections now, with no close frame: both ends see the connection die at once. */
   cutReset(): void {
-    const at = Date.now();
-    this.#ending("cut-reset", at);
+    const at = this.#cut("reset");
     this.#sentUpstream(at);
-    this.#deps.log.write({
-      kind: "session",
-      event: "cut",
-      session: this.id,
-      name: this.name,
-      at,
-      mode: "reset",
-    });
     this.#closedUpstream = true;
     this.#client.resetAndDestroy();
     this.#upstream?.resetAndDestroy();
@@ -216,17 +207,8 @@ class Relay {
 
   /** From now on nothing passes either way, and no FIN: the server must notice the silence itself. */
   cutSilent(): void {
-    const at = Date.now();
     this.#silent = true;
-    this.#ending("cut-silent", at);
-    this.#deps.log.write({
-      kind: "session",
-      event: "cut",
-      session: this.id,
-      name: this.name,
-      at,
-      mode: "silent",
-    });
+    this.#cut("silent");
     this.#silentTimer = setTimeout(() => {
       this.#serverNeverClosed = this.#serverEndedAt === null;
       this.destroy();
@@ -351,6 +333,14 @@ class Relay {
       dropped: false,
       clientGone: this.#silent || this.#clientClosed,
     });
+  }
+
+  /** Marks the session as cut now, and logs the cut; returns when. */
+  #cut(mode: "reset" | "silent"): number {
+    const at = Date.now();
+    this.#ending(`cut-${mode}`, at);
+    this.#deps.log.write({ kind: "session", event: "cut", session: this.id, name: this.name, at, mode });
+    return at;
   }
 
   #ending(cause: SessionEndCause, at = Date.now()): void {

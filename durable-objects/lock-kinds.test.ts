@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_HOLD_COUNT } from "../client/src/protocol.ts";
-import { acq as acquire, KEY, run, T0 } from "./lock-state.fixtures.ts";
+import { acq as acquire, KEY, rel, run, T0 } from "./lock-state.fixtures.ts";
 import { type AcquireCommand, EMPTY_STATE, type Step, snapshot, transition } from "./lock-state.ts";
 
 /** Kinds are mostly about waiting: these acquires wait 10 s unless told otherwise. */
@@ -19,7 +19,7 @@ describe("semaphore", () => {
       [T0, sem("a")],
       [T0, acq("b", { limit: 3 })],
       [T0, acq("c")],
-      [T0, { type: "release", leaseId: "a" }],
+      [T0, rel("a")],
       [T0, acq("d", { limit: 3 })],
     ]);
     expect(steps[1]?.outcome).toMatchObject({ code: "limit_mismatch", limit: 5 });
@@ -53,7 +53,7 @@ describe("read-write lock", () => {
       [T0, r("r3")],
       [T0, w("w2")],
       [T0, r("r4")],
-      [T0, { type: "release", leaseId: "w1" }],
+      [T0, rel("w1")],
     ]);
     expect(grantedNow(steps[6])).toEqual(["r1", "r2", "r3"]);
   });
@@ -103,9 +103,9 @@ describe("reentrant holds", () => {
       [T0, re("a1")],
       [T0 + 1, re("a2")],
       [T0 + 2, re("b1", "bob")],
-      [T0 + 3, { type: "release", leaseId: "a1" }],
+      [T0 + 3, rel("a1")],
       [T0 + 4, re("b2", "bob")],
-      [T0 + 5, { type: "release", leaseId: "a2" }],
+      [T0 + 5, rel("a2")],
       [T0 + 6, re("b3", "bob")],
     ]);
     expect(seen(steps[1])).toMatchObject({ holdId: "a2", token: 1, holdCount: 2 });
@@ -189,11 +189,11 @@ describe("reentrant holds", () => {
       [T0, re("a1")],
       [T0 + 1, re("a2")],
       [T0 + 2, re("a3")],
-      [T0 + 3, { type: "release", leaseId: "a2" }],
-      [T0 + 4, { type: "release", leaseId: "a2" }],
+      [T0 + 3, rel("a2")],
+      [T0 + 4, rel("a2")],
       [T0 + 5, re("a2")],
       [T0 + 6, { type: "renew", leaseId: "a3", ttlMs: 5_000, mode: null }],
-      [T0 + 7, { type: "release", leaseId: "a1" }],
+      [T0 + 7, rel("a1")],
       [T0 + 8, { type: "renew", leaseId: "a1", ttlMs: null, mode: null }],
     ]);
     expect(steps[3]?.outcome).toEqual({ kind: "released", holdCount: 2 });
@@ -212,7 +212,7 @@ describe("reentrant holds", () => {
       [T0, re("a1")],
       [T0 + 1, acq("w1", { owner: "bob", waitMs: 5_000 })],
       [T0 + 2, re("w1")],
-      [T0 + 3, { type: "release", leaseId: "a1" }],
+      [T0 + 3, rel("a1")],
     ]);
     // The re-poll tried once and was told its place; it never became one of alice's holds.
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held", position: 1, leaseId: "w1" });
@@ -242,11 +242,7 @@ describe("lock-delay", () => {
     ]);
     expect(steps[1]?.outcome).toMatchObject({ code: "lock_delay", retryAfterMs: 1_900 });
     expect(steps[2]?.outcome).toMatchObject({ kind: "granted", lease: { token: 2 } });
-    const released = transition(
-      steps[2]?.state ?? EMPTY_STATE,
-      { type: "release", leaseId: "c" },
-      T0 + 2_502,
-    );
+    const released = transition(steps[2]?.state ?? EMPTY_STATE, rel("c"), T0 + 2_502);
     expect(transition(released.state, acq("e", { waitMs: 0 }), T0 + 2_503).outcome.kind).toBe("granted");
   });
 
@@ -279,8 +275,8 @@ describe("reentrant edge cases found by the model test", () => {
     const steps = run([
       [T0, re("first")],
       [T0, re("second")],
-      [T0 + 1, { type: "release", leaseId: "first" }],
-      [T0 + 2, { type: "release", leaseId: "second" }],
+      [T0 + 1, rel("first")],
+      [T0 + 2, rel("second")],
       [T0 + 3, re("second")],
     ]);
     expect(steps[4]?.outcome).toMatchObject({ kind: "rejected", code: "lease_ended", reason: "released" });
@@ -292,7 +288,7 @@ describe("reentrant edge cases found by the model test", () => {
       [T0, acq("holder", { owner: "bob", waitMs: 0 })],
       [T0 + 10, re("queued", "alice", { waitMs: 5_000 })],
       [T0 + 20, re("try-once")],
-      [T0 + 30, { type: "release", leaseId: "holder" }],
+      [T0 + 30, rel("holder")],
     ]);
     expect(steps[2]?.outcome).toMatchObject({ code: "lock_held" });
     expect(grantedNow(steps[3])).toEqual(["queued"]);

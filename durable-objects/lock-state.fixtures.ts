@@ -5,6 +5,7 @@ import {
   EMPTY_STATE,
   type History,
   type LockState,
+  type ReleaseCommand,
   type Step,
   type Tombstone,
   transition,
@@ -32,6 +33,11 @@ export function acq(leaseId: string, extra: Partial<AcquireCommand> = {}): Acqui
     lockDelayMs: 0,
     ...extra,
   };
+}
+
+/** A release of `leaseId` (over HTTP). */
+export function rel(leaseId: string): ReleaseCommand {
+  return { type: "release", leaseId };
 }
 
 /** What the lock object's storage remembers of ended lease ids, as a Map. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_WAITERS, REPOLL_GRACE_MS, REPOLL_RESERVE_MS } from "../client/src/protocol.ts";
-import { acq, MemoryHistory, run, T0 } from "./lock-state.fixtures.ts";
+import { acq, MemoryHistory, rel, run, T0 } from "./lock-state.fixtures.ts";
 import {
   EMPTY_STATE,
   nextDeadline,
@@ -60,7 +60,7 @@ describe("mutex", () => {
   it("refuses to reuse the leaseId of an ended lease", () => {
     const steps = run([
       [T0, acq("a")],
-      [T0 + 1, { type: "release", leaseId: "a" }],
+      [T0 + 1, rel("a")],
       [T0 + 2, acq("a")],
     ]);
     expect(last(steps).outcome).toMatchObject({ code: "lease_ended", reason: "released" });
@@ -81,10 +81,10 @@ describe("mutex", () => {
   it("answers a retried release like the first one, and a release after expiry with not_held", () => {
     const steps = run([
       [T0, acq("a")],
-      [T0 + 1, { type: "release", leaseId: "a" }],
-      [T0 + 2, { type: "release", leaseId: "a" }],
+      [T0 + 1, rel("a")],
+      [T0 + 2, rel("a")],
       [T0 + 3, acq("b", { ttlMs: 100 })],
-      [T0 + 200, { type: "release", leaseId: "b" }],
+      [T0 + 200, rel("b")],
     ]);
     expect(steps[1]?.outcome).toEqual({ kind: "released", holdCount: 0 });
     expect(steps[2]?.outcome).toEqual({ kind: "released", holdCount: null });
@@ -94,7 +94,7 @@ describe("mutex", () => {
   it("remembers an ended leaseId for TOMBSTONE_TTL_MS, then treats it as new", () => {
     const steps = run([
       [T0, acq("a")],
-      [T0 + 1, { type: "release", leaseId: "a" }],
+      [T0 + 1, rel("a")],
       [T0 + TOMBSTONE_TTL_MS, acq("a")],
       [T0 + 1 + TOMBSTONE_TTL_MS, acq("a")],
     ]);
@@ -107,7 +107,7 @@ describe("mutex", () => {
     let steps = run(
       [
         [T0, acq("first-lease")],
-        [T0 + 1, { type: "release", leaseId: "first-lease" }],
+        [T0 + 1, rel("first-lease")],
       ],
       undefined,
       history,
@@ -118,7 +118,7 @@ describe("mutex", () => {
       steps = run(
         [
           [T0 + 2 + i, acq(`cycle-${i}`)],
-          [T0 + 2 + i, { type: "release", leaseId: `cycle-${i}` }],
+          [T0 + 2 + i, rel(`cycle-${i}`)],
         ],
         state,
         history,
@@ -137,7 +137,7 @@ describe("queue", () => {
       [T0, acq("a")],
       [T0 + 1, acq("b", { waitMs: 5_000 })],
       [T0 + 2, acq("c", { waitMs: 5_000 })],
-      [T0 + 3, { type: "release", leaseId: "a" }],
+      [T0 + 3, rel("a")],
     ]);
     expect(steps[1]?.outcome).toMatchObject({ kind: "queued", leaseId: "b", waitUntil: T0 + 5_001 });
     expect(last(steps).effects.granted.map((l) => [l.leaseId, l.token])).toEqual([["b", 2]]);
@@ -157,7 +157,7 @@ describe("queue", () => {
     const steps = run([
       [T0, acq("a")],
       [T0 + 1, acq("b", { waitMs: 100 })],
-      [T0 + 200, { type: "release", leaseId: "a" }],
+      [T0 + 200, rel("a")],
       [T0 + 201, acq("c")],
     ]);
     // b's wait ran out at T0+101: it is not granted, and it holds up nobody.
@@ -170,7 +170,7 @@ describe("queue", () => {
       [T0, acq("a", { ttlMs: 10_000 })],
       [T0 + 1, acq("b", { waitMs: 200 })],
       [T0 + 2, acq("c", { waitMs: 5_000 })],
-      [T0 + 1_000, { type: "release", leaseId: "a" }],
+      [T0 + 1_000, rel("a")],
     ]);
     expect(last(steps).effects.granted.map((l) => [l.leaseId, l.token])).toEqual([["c", 2]]);
   });
@@ -181,7 +181,7 @@ describe("queue", () => {
       [T0 + 1, acq("b", { waitMs: 100 })],
       [T0 + 2, acq("c", { waitMs: 10_000 })],
       [T0 + 150, acq("b", { waitMs: 5_000 })],
-      [T0 + 200, { type: "release", leaseId: "a" }],
+      [T0 + 200, rel("a")],
     ]);
     // b came back inside the grace period: it waits in its old place, ahead of c.
     expect(steps[3]?.outcome).toMatchObject({ kind: "queued", leaseId: "b" });
@@ -193,7 +193,7 @@ describe("queue", () => {
       [T0, acq("a")],
       [T0 + 1, acq("b", { waitMs: 100, repoll: true })],
       [T0 + 2, acq("c", { waitMs: 10_000 })],
-      [T0 + 150, { type: "release", leaseId: "a" }],
+      [T0 + 150, rel("a")],
       [T0 + 160, acq("d")],
     ]);
     // Reserved until T0+101+REPOLL_RESERVE_MS: c is not granted, d is told who it waits for.
@@ -217,7 +217,7 @@ describe("queue", () => {
       [T0 + 2, acq("c", { waitMs: 10_000 })],
       // A busy object answers b's wait 700 ms late, after the reserve counted from its end had lapsed.
       [T0 + 801, { type: "waitEnded", leaseId: "b" }],
-      [T0 + 900, { type: "release", leaseId: "a" }],
+      [T0 + 900, rel("a")],
     ]);
     expect(steps[3]?.state.queue[0]).toMatchObject({
       leaseId: "b",
@@ -271,9 +271,9 @@ describe("queue", () => {
     const steps = run([
       [T0, acq("a")],
       [T0 + 1, acq("b", { waitMs: 5_000 })],
-      [T0 + 2, { type: "release", leaseId: "b" }],
-      [T0 + 3, { type: "release", leaseId: "b" }],
-      [T0 + 4, { type: "release", leaseId: "a" }],
+      [T0 + 2, rel("b")],
+      [T0 + 3, rel("b")],
+      [T0 + 4, rel("a")],
     ]);
     expect(steps[2]?.outcome).toEqual({ kind: "cancelled" });
     expect(steps[2]?.effects.cancelled).toEqual(["b"]);
@@ -307,12 +307,12 @@ describe("fencing tokens", () => {
   it("only grow across release, expiry and cancel", () => {
     const steps = run([
       [T0, acq("a")],
-      [T0 + 1, { type: "release", leaseId: "a" }],
+      [T0 + 1, rel("a")],
       [T0 + 2, acq("b", { ttlMs: 100 })],
       [T0 + 500, acq("c")],
       [T0 + 501, acq("d", { waitMs: 1_000 })],
-      [T0 + 502, { type: "release", leaseId: "d" }],
-      [T0 + 503, { type: "release", leaseId: "c" }],
+      [T0 + 502, rel("d")],
+      [T0 + 503, rel("c")],
       [T0 + 504, acq("e")],
     ]);
     const tokens = steps.flatMap((s) => (s.outcome.kind === "granted" ? [s.outcome.lease.token] : []));
@@ -327,8 +327,8 @@ describe("history events", () => {
     const steps = run([
       [T0, acq("a", { owner: "alice" })],
       [T0 + 10, acq("b", { owner: "bob", waitMs: 5_000 })],
-      [T0 + 300, { type: "release", leaseId: "a" }],
-      [T0 + 500, { type: "release", leaseId: "b" }],
+      [T0 + 300, rel("a")],
+      [T0 + 500, rel("b")],
     ]);
     expect(events(steps).map((e) => [e.kind, e.owner, e.token, e.waitMs, e.holdMs, e.at])).toEqual([
       ["granted", "alice", 1, 0, null, T0],
@@ -396,7 +396,7 @@ describe("history events", () => {
       [T0 + 1, acq("cancel-me", { waitMs: 5_000, owner: "c" })],
       [T0 + 2, acq("give-up", { waitMs: 100, owner: "g" })],
       [T0 + 3, acq("sess", { waitMs: 5_000, owner: "s", session: "s1" })],
-      [T0 + 50, { type: "release", leaseId: "cancel-me" }],
+      [T0 + 50, rel("cancel-me")],
       [T0 + 60, { type: "sessionClosed", session: "s1" }],
       [T0 + 102 + REPOLL_GRACE_MS, { type: "tick" }],
     ]);
@@ -415,7 +415,7 @@ describe("history events", () => {
       [T0, acq("a", { ttlMs: 60_000 })],
       [T0 + 1, acq("b", { waitMs: 100 })],
       [T0 + 150, acq("b", { waitMs: 100 })],
-      [T0 + 200, { type: "release", leaseId: "a" }],
+      [T0 + 200, rel("a")],
     ]);
     expect(events(steps).map((e) => e.kind)).toEqual(["granted", "released", "granted"]);
     expect(last(steps).effects.events[1]).toMatchObject({ kind: "granted", waitMs: 199 });
@@ -426,8 +426,8 @@ describe("history events", () => {
     const steps = run([
       [T0, acq("h1", { holderKey: key.holderKey })],
       [T0 + 1, acq("h2", { holderKey: key.holderKey })],
-      [T0 + 2, { type: "release", leaseId: "h1" }],
-      [T0 + 3, { type: "release", leaseId: "h2" }],
+      [T0 + 2, rel("h1")],
+      [T0 + 3, rel("h2")],
       [T0 + 4, acq("s", { session: "s9" })],
       [T0 + 10, { type: "sessionClosed", session: "s9" }],
     ]);
@@ -456,7 +456,7 @@ describe("history events", () => {
       [T0, acq("secret-lease-id-1", { holderKey: "secret-holder-key", principal: "secret-key-name" })],
       [T0 + 1, acq("secret-lease-id-2", { waitMs: 50, principal: "secret-key-name" })],
       [T0 + 2, { type: "renew", leaseId: "secret-lease-id-1", ttlMs: null, mode: null }],
-      [T0 + 3, { type: "release", leaseId: "secret-lease-id-1" }],
+      [T0 + 3, rel("secret-lease-id-1")],
       [T0 + 60 + REPOLL_GRACE_MS, { type: "tick" }],
     ]);
     const text = JSON.stringify(events(steps));

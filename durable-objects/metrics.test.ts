@@ -1,6 +1,6 @@
 /** The Analytics Engine data points of a step (durable-objects/metrics.ts), from real steps of the machine. */
 import { describe, expect, it } from "vitest";
-import { acq, run, T0 } from "./lock-state.fixtures.ts";
+import { acq, rel, run, T0 } from "./lock-state.fixtures.ts";
 import { dataPointsOf } from "./metrics.ts";
 
 describe("metrics", () => {
@@ -9,7 +9,7 @@ describe("metrics", () => {
       [T0, acq("a", { owner: "alice" })],
       [T0 + 5, acq("b", { waitMs: 1_000, owner: "bob" })],
       [T0 + 10, acq("c", { owner: "carol" })],
-      [T0 + 300, { type: "release", leaseId: "a" }],
+      [T0 + 300, rel("a")],
     ]);
     const commands = [
       acq("a", { owner: "alice" }),
@@ -17,12 +17,7 @@ describe("metrics", () => {
       acq("c", { owner: "carol" }),
     ];
     const points = steps.map((s, i) =>
-      dataPointsOf(
-        "billing:x",
-        commands[i] ?? { type: "release", leaseId: "a" },
-        s.outcome,
-        s.effects.events,
-      ),
+      dataPointsOf("billing:x", commands[i] ?? rel("a"), s.outcome, s.effects.events),
     );
     expect(points[0]).toEqual([
       {

@@ -9,7 +9,7 @@ import { lockEventsSchema, tokenCheckSchema } from "../worker/wire.ts";
 import { acquire, call, release, renew } from "./helpers/api.ts";
 import { callAs as authCall } from "./helpers/auth.ts";
 import { leaseId, lockName } from "./helpers/names.ts";
-import { expireAllByAlarm, stubOf, untilWaiters } from "./helpers/runtime.ts";
+import { expireAllByAlarm, queued, stubOf } from "./helpers/runtime.ts";
 import { openSession } from "./helpers/session.ts";
 
 async function events(name: string, query = ""): Promise<LockEvent[]> {
@@ -24,10 +24,9 @@ describe("GET /v1/locks/{name}/events", () => {
   it("records grants, waits and releases, newest first, with wait and hold times", async () => {
     const name = lockName("h-basic");
     const a = await acquire(name, { ttlMs: 10_000, owner: "alice" });
-    const waiting = acquire(name, { ttlMs: 10_000, owner: "bob", waitMs: 5_000 });
-    await untilWaiters(name, 1);
+    const waiting = await queued(name, { ttlMs: 10_000, owner: "bob", waitMs: 5_000 }, 1);
     await release(name, a.body.leaseId);
-    const b = await waiting;
+    const b = await waiting.answer;
     await release(name, b.body.leaseId);
     const list = await events(name);
     expect(kinds(list)).toEqual(["released", "granted", "released", "granted"]);

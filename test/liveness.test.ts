@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { REPOLL_RESERVE_MS } from "../client/src/protocol.ts";
 import { acquire, inspect, release, tick } from "./helpers/api.ts";
 import { leaseId, lockName } from "./helpers/names.ts";
-import { untilWaiters } from "./helpers/runtime.ts";
+import { queued } from "./helpers/runtime.ts";
 
 describe("waiters that give up", () => {
   it("do not stop a stream of short waits from being granted once the holder is gone", async () => {
@@ -49,11 +49,10 @@ describe("waiters that give up", () => {
     const name = lockName("third");
     const holder = await acquire(name, { ttlMs: 10_000 });
     expect((await acquire(name, { ttlMs: 1_000, waitMs: 200 })).status).toBe(409);
-    const third = acquire(name, { ttlMs: 1_000, waitMs: 5_000, owner: "third" });
-    await untilWaiters(name, 1);
+    const third = await queued(name, { ttlMs: 1_000, waitMs: 5_000, owner: "third" }, 1);
     await release(name, holder.body.leaseId);
     const releasedAt = Date.now();
-    const r = await third;
+    const r = await third.answer;
     // Granted in the release's own step; before the fix it waited out the give-up's 3 s grace.
     expect(r.body).toMatchObject({ owner: "third", token: 2 });
     expect(Date.now() - releasedAt).toBeLessThan(1_000);
@@ -62,15 +61,17 @@ describe("waiters that give up", () => {
   it("stop holding up a smaller request behind them the moment their own wait ends", async () => {
     const name = lockName("head-of-line");
     await acquire(name, { ttlMs: 10_000, limit: 3, permits: 2 });
-    const big = acquire(name, { ttlMs: 1_000, limit: 3, permits: 3, waitMs: 300 });
-    await untilWaiters(name, 1);
-    const small = acquire(name, { ttlMs: 1_000, limit: 3, permits: 1, waitMs: 5_000, owner: "small" });
-    await untilWaiters(name, 2);
+    const big = await queued(name, { ttlMs: 1_000, limit: 3, permits: 3, waitMs: 300 }, 1);
+    const small = await queued(
+      name,
+      { ttlMs: 1_000, limit: 3, permits: 1, waitMs: 5_000, owner: "small" },
+      2,
+    );
     // While "big" waits, "small" queues behind it (no starvation of large requests)...
-    expect((await big).body).toMatchObject({ code: "lock_held", position: 1 });
+    expect((await big.answer).body).toMatchObject({ code: "lock_held", position: 1 });
     const bigGaveUpAt = Date.now();
     // ...and is granted as soon as "big" stops waiting: a free permit never sits idle.
-    expect((await small).body).toMatchObject({ owner: "small", permits: 1 });
+    expect((await small.answer).body).toMatchObject({ owner: "small", permits: 1 });
     expect(Date.now() - bigGaveUpAt).toBeLessThan(1_000);
   });
 });
@@ -80,11 +81,9 @@ describe("waiters that promise to re-poll", () => {
     const name = lockName("reserve");
     const holder = await acquire(name, { ttlMs: 10_000 });
     const b = leaseId("b");
-    const first = acquire(name, { ttlMs: 10_000, waitMs: 300, leaseId: b, repoll: true });
-    await untilWaiters(name, 1);
-    const c = acquire(name, { ttlMs: 10_000, waitMs: 10_000, owner: "c" });
-    await untilWaiters(name, 2);
-    expect((await first).body).toMatchObject({ code: "lock_held", position: 1, leaseId: b });
+    const first = await queued(name, { ttlMs: 10_000, waitMs: 300, leaseId: b, repoll: true }, 1);
+    const c = await queued(name, { ttlMs: 10_000, waitMs: 10_000, owner: "c" }, 2);
+    expect((await first.answer).body).toMatchObject({ code: "lock_held", position: 1, leaseId: b });
     // The lock frees while b's next request is on its way: b keeps its turn.
     await release(name, holder.body.leaseId);
     expect((await acquire(name, { ttlMs: 1_000 })).body).toMatchObject({
@@ -94,20 +93,18 @@ describe("waiters that promise to re-poll", () => {
     const again = await acquire(name, { ttlMs: 10_000, waitMs: 1_000, leaseId: b });
     expect(again.body).toMatchObject({ leaseId: b, token: 2 });
     await release(name, b);
-    expect((await c).body).toMatchObject({ owner: "c", token: 3 });
+    expect((await c.answer).body).toMatchObject({ owner: "c", token: 3 });
   });
 
   it("lose it after REPOLL_RESERVE_MS if the re-poll never comes", async () => {
     const name = lockName("reserve-lapse");
     const holder = await acquire(name, { ttlMs: 10_000 });
-    const gone = acquire(name, { ttlMs: 10_000, waitMs: 100, repoll: true });
-    await untilWaiters(name, 1);
-    const c = acquire(name, { ttlMs: 10_000, waitMs: 10_000, owner: "c" });
-    await untilWaiters(name, 2);
-    await gone;
+    const gone = await queued(name, { ttlMs: 10_000, waitMs: 100, repoll: true }, 1);
+    const c = await queued(name, { ttlMs: 10_000, waitMs: 10_000, owner: "c" }, 2);
+    await gone.answer;
     await release(name, holder.body.leaseId);
     const releasedAt = Date.now();
-    expect((await c).body).toMatchObject({ owner: "c", token: 2 });
+    expect((await c.answer).body).toMatchObject({ owner: "c", token: 2 });
     expect(Date.now() - releasedAt).toBeLessThan(REPOLL_RESERVE_MS + 1_000);
   });
 });

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_WAITERS } from "../client/src/protocol.ts";
 import { acquire, call, inspect, release, renew, tick } from "./helpers/api.ts";
 import { leaseId, lockName } from "./helpers/names.ts";
-import { expireAllByAlarm, stubOf, untilWaiters } from "./helpers/runtime.ts";
+import { expireAllByAlarm, queued, stubOf, untilWaiters } from "./helpers/runtime.ts";
 
 describe("acquire, renew, release", () => {
   it("grants a free lock with a lease, a token and an expiry", async () => {
@@ -116,11 +116,10 @@ describe("validForMs: how long a grant lasts from the request's arrival", () => 
   it("includes the time a waiter waited, since its lease starts at the grant", async () => {
     const name = lockName("valid-wait");
     const holder = await acquire(name, { ttlMs: 10_000 });
-    const waiting = acquire(name, { ttlMs: 1_000, waitMs: 20_000 });
-    await untilWaiters(name, 1);
+    const waiting = await queued(name, { ttlMs: 1_000, waitMs: 20_000 }, 1);
     await tick(300);
     await release(name, holder.body.leaseId);
-    const w = await waiting;
+    const w = await waiting.answer;
     expect(w.body.ttlMs).toBe(1_000);
     expect(w.body.validForMs).toBeGreaterThanOrEqual(1_250);
   });
@@ -185,13 +184,12 @@ describe("waiting", () => {
   it("queues a waitMs 0 newcomer's refusal behind waiters even when the lock is momentarily free", async () => {
     const name = lockName("no-jump");
     const holder = await acquire(name, { ttlMs: 10_000 });
-    const waiter = acquire(name, { ttlMs: 10_000, waitMs: 20_000 });
-    await untilWaiters(name, 1);
+    const waiter = await queued(name, { ttlMs: 10_000, waitMs: 20_000 }, 1);
     const [, jumper] = await Promise.all([
       release(name, holder.body.leaseId),
       acquire(name, { ttlMs: 1_000 }),
     ]);
-    expect((await waiter).body.token).toBe(2);
+    expect((await waiter.answer).body.token).toBe(2);
     expect(jumper.status).toBe(409);
   });
 
@@ -235,25 +233,21 @@ describe("waiting", () => {
       position: 1,
       leaseId: b,
     });
-    const c = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c" });
-    await untilWaiters(name, 1);
-    const bAgain = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b });
-    await untilWaiters(name, 2);
+    const c = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c" }, 1);
+    const bAgain = await queued(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b }, 2);
     await release(name, holder.body.leaseId);
-    const granted = await bAgain;
-    expect(granted.body).toMatchObject({ leaseId: b, token: 2 });
+    expect((await bAgain.answer).body).toMatchObject({ leaseId: b, token: 2 });
     await release(name, b);
-    expect((await c).body).toMatchObject({ owner: "c", token: 3 });
+    expect((await c.answer).body).toMatchObject({ owner: "c", token: 3 });
   });
 
   it("cancels a waiter by release of its leaseId, and never grants it", async () => {
     const name = lockName("cancel");
     const holder = await acquire(name, { ttlMs: 10_000 });
     const w = leaseId("w");
-    const waiting = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: w });
-    await untilWaiters(name, 1);
+    const waiting = await queued(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: w }, 1);
     expect((await release(name, w)).body).toEqual({ released: false, cancelled: true });
-    expect(await waiting).toMatchObject({ status: 409, body: { code: "wait_cancelled" } });
+    expect(await waiting.answer).toMatchObject({ status: 409, body: { code: "wait_cancelled" } });
     await release(name, holder.body.leaseId);
     expect((await inspect(name)).body).toMatchObject({ held: false, waiters: 0, lastToken: 1 });
     expect((await acquire(name, { ttlMs: 1_000, leaseId: w })).body.code).toBe("lease_ended");
@@ -263,21 +257,19 @@ describe("waiting", () => {
     const name = lockName("restart-wait");
     const holder = await acquire(name, { ttlMs: 10_000 });
     const b = leaseId("b");
-    const parked = acquire(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b });
-    await untilWaiters(name, 1);
+    const parked = await queued(name, { ttlMs: 10_000, waitMs: 20_000, leaseId: b }, 1);
     // Like a deploy: the object is reset and its in-flight requests are cut off.
     await abortAllDurableObjects();
-    const cut = await parked;
+    const cut = await parked.answer;
     expect(cut).toMatchObject({ status: 503, body: { code: "unavailable" } });
-    const c = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c" });
-    await untilWaiters(name, 2);
+    const c = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c" }, 2);
     await release(name, holder.body.leaseId);
     // b was granted while it was not connected; its re-poll collects the same lease.
     const again = await acquire(name, { ttlMs: 10_000, waitMs: 0, leaseId: b });
     expect(again.body).toMatchObject({ leaseId: b, token: 2 });
     expect((await acquire(name, { ttlMs: 10_000, leaseId: b })).body.token).toBe(2);
     await release(name, b);
-    expect((await c).body.token).toBe(3);
+    expect((await c.answer).body.token).toBe(3);
   });
 });
 
@@ -323,13 +315,12 @@ describe("force-release", () => {
   it("ends the holder's lease, grants the next waiter a larger token, and tells the forced holder", async () => {
     const name = lockName("forced");
     const stuck = await acquire(name, { ttlMs: 60_000, owner: "stuck" });
-    const waiting = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "next" });
-    await untilWaiters(name, 1);
+    const waiting = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "next" }, 1);
     expect((await call("POST", `/v1/locks/${name}/force-release`)).body).toMatchObject({
       forced: true,
       count: 1,
     });
-    const granted = (await waiting).body;
+    const granted = (await waiting.answer).body;
     expect(granted).toMatchObject({ owner: "next", token: 2 });
     expect((await renew(name, { leaseId: stuck.body.leaseId })).body).toMatchObject({
       code: "not_held",

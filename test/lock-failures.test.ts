@@ -1,6 +1,7 @@
 import { abortAllDurableObjects } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
+import { acq } from "../durable-objects/lock-state.fixtures.ts";
 import { lockFailure } from "../worker/answers.ts";
 import { ProblemError } from "../worker/problem.ts";
 import { tick } from "./helpers/api.ts";
@@ -11,20 +12,8 @@ import { untilWaiters } from "./helpers/runtime.ts";
 type RawLock = { acquire(command: unknown): Promise<unknown> };
 const rawLock = (name: string) => env.LOCK.getByName(name) as unknown as RawLock;
 
-const command = (leaseId: string, waitMs: number) => ({
-  leaseId,
-  owner: null,
-  principal: "test",
-  ttlMs: 10_000,
-  waitMs,
-  mode: "exclusive",
-  limit: null,
-  permits: 1,
-  holderKey: null,
-  session: null,
-  repoll: false,
-  lockDelayMs: 0,
-});
+/** An exclusive acquire with the state machine tests' defaults, a 10 s TTL and `waitMs`. */
+const command = (leaseId: string, waitMs: number) => acq(leaseId, { ttlMs: 10_000, waitMs });
 
 it("treats an error thrown by the lock object's own code as a bug (500), not a restart", async () => {
   const name = lockName("bug");

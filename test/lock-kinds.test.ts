@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { acquire, inspect, release, renew, tick } from "./helpers/api.ts";
 import { lockName } from "./helpers/names.ts";
-import { expireAllByAlarm, untilWaiters } from "./helpers/runtime.ts";
+import { expireAllByAlarm, queued, untilWaiters } from "./helpers/runtime.ts";
 
 describe("counting semaphore", () => {
   it("never lets more than its limit in, under 50 concurrent acquirers with mixed permits", async () => {
@@ -55,14 +55,13 @@ describe("read-write lock", () => {
   it("does not starve a writer behind a stream of readers, then grants the queued readers together", async () => {
     const name = lockName("rw-fair");
     const r1 = await acquire(name, { ttlMs: 10_000, mode: "shared" });
-    const writer = acquire(name, { ttlMs: 10_000, waitMs: 20_000, owner: "writer" });
-    await untilWaiters(name, 1);
+    const writer = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "writer" }, 1);
     const readers = ["r2", "r3", "r4"].map((owner) =>
       acquire(name, { ttlMs: 10_000, waitMs: 20_000, mode: "shared", owner }),
     );
     await untilWaiters(name, 4);
     await release(name, r1.body.leaseId);
-    const w = await writer;
+    const w = await writer.answer;
     expect(w.body).toMatchObject({ owner: "writer", token: 2 });
     expect((await inspect(name)).body).toMatchObject({ waiters: 3, holders: [{ owner: "writer" }] });
     await release(name, w.body.leaseId);

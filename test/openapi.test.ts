@@ -4,17 +4,7 @@ import { ERROR_CODES, type ErrorCode, type Lease } from "../client/src/protocol.
 import { app } from "../worker/app.ts";
 import { ROUTES } from "../worker/routes.ts";
 import { acquireSchema } from "../worker/schemas.ts";
-import {
-  forceReleaseResultSchema,
-  healthSchema,
-  leaseSchema,
-  lockDirectorySchema,
-  lockEventsSchema,
-  lockViewSchema,
-  problemSchema,
-  releaseResponseSchema,
-  tokenCheckSchema,
-} from "../worker/wire.ts";
+import * as wire from "../worker/wire.ts";
 import { callAs, envWith } from "./helpers/auth.ts";
 import { lockName } from "./helpers/names.ts";
 
@@ -158,28 +148,28 @@ describe("real answers match the documented schemas", () => {
     const lease = await (
       await callAs(`/v1/locks/${name}/acquire`, { key: "billingWrite", body: { ttlMs: 5000, owner: "o" } })
     ).json<Lease>();
-    expect(leaseSchema.parse(lease).name).toBe(name);
+    expect(wire.leaseSchema.parse(lease).name).toBe(name);
     const renew = await callAs(`/v1/locks/${name}/renew`, {
       key: "billingWrite",
       body: { leaseId: lease.leaseId },
     });
-    leaseSchema.parse(await renew.json());
-    lockViewSchema.parse(await (await callAs(`/v1/locks/${name}`, { key: "billingRead" })).json());
+    wire.leaseSchema.parse(await renew.json());
+    wire.lockViewSchema.parse(await (await callAs(`/v1/locks/${name}`, { key: "billingRead" })).json());
     const events = await callAs(`/v1/locks/${name}/events`, { key: "billingRead" });
-    expect(lockEventsSchema.parse(await events.json()).events.length).toBeGreaterThan(0);
+    expect(wire.lockEventsSchema.parse(await events.json()).events.length).toBeGreaterThan(0);
     const token = await callAs(`/v1/locks/${name}/tokens/${lease.token}`, { key: "billingRead" });
-    expect(tokenCheckSchema.parse(await token.json()).held).toBe(true);
-    lockDirectorySchema.parse(
+    expect(wire.tokenCheckSchema.parse(await token.json()).held).toBe(true);
+    wire.lockDirectorySchema.parse(
       await (await callAs("/v1/locks?prefix=billing:", { key: "billingRead" })).json(),
     );
     const release = await callAs(`/v1/locks/${name}/release`, {
       key: "billingWrite",
       body: { leaseId: lease.leaseId },
     });
-    releaseResponseSchema.parse(await release.json());
+    wire.releaseResponseSchema.parse(await release.json());
     const forced = await callAs(`/v1/locks/${name}/force-release`, { method: "POST", key: "admin" });
-    forceReleaseResultSchema.parse(await forced.json());
-    healthSchema.parse(await (await callAs("/healthz")).json());
+    wire.forceReleaseResultSchema.parse(await forced.json());
+    wire.healthSchema.parse(await (await callAs("/healthz")).json());
 
     const problems: [string, string, Response][] = [
       ["/v1/locks/{name}/acquire", "post", await callAs(`/v1/locks/${name}/acquire`, { body: { ttlMs: 5 } })],
@@ -203,7 +193,7 @@ describe("real answers match the documented schemas", () => {
     ];
     const seen = new Set<string>();
     for (const [path, method, res] of problems) {
-      const problem = problemSchema.parse(await res.json());
+      const problem = wire.problemSchema.parse(await res.json());
       expect(res.status).toBe(problem.status);
       expect(documentedCodes(doc, path, method)).toContain(problem.code);
       seen.add(problem.code);

@@ -15,22 +15,29 @@ import { describe, expect, it } from "vitest";
 import { SESSION_PROTOCOL, SESSION_TIMEOUT_MS } from "../client/src/protocol.ts";
 import { app } from "../worker/app.ts";
 import { BEARER_SUBPROTOCOL } from "../worker/auth.ts";
-import { acquire, call, inspect, release } from "./helpers/api.ts";
+import { acquire, call, inspect, type Reply, release } from "./helpers/api.ts";
 import { KEYS, secured } from "./helpers/auth.ts";
 import { leaseId, lockName } from "./helpers/names.ts";
-import { untilWaiters } from "./helpers/runtime.ts";
-import { openSession } from "./helpers/session.ts";
+import { queued, untilWaiters } from "./helpers/runtime.ts";
+import { type Frame, openAndAcquire, openSession, type TestSession } from "./helpers/session.ts";
 
 const stub = (name: string) => env.LOCK.getByName(name);
+
+/** Holds `name` over HTTP, and opens a session whose acquire (`frame`) is queued behind that holder. */
+async function sessionWaitingBehindHolder(name: string, frame: Frame): Promise<[Reply, TestSession]> {
+  const holder = await acquire(name, { ttlMs: 60_000 });
+  const s = await openSession(name);
+  s.send({ type: "acquire", ...frame });
+  await untilWaiters(name, 1);
+  return [holder, s];
+}
 
 describe("a session", () => {
   it("acquires, renews and releases with the HTTP shapes, sharing the token counter with HTTP", async () => {
     const name = lockName("s-basic");
     const http = await acquire(name, { ttlMs: 1_000 });
     await release(name, http.body.leaseId);
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 10_000, owner: "ws" });
-    const granted = await s.next((f) => f.id === 1);
+    const [s, granted] = await openAndAcquire(name, { ttlMs: 10_000, owner: "ws" });
     expect(granted).toMatchObject({ type: "granted", id: 1, name, owner: "ws", token: 2, holdCount: 1 });
     expect((await acquire(name, { ttlMs: 1_000 })).body).toMatchObject({ code: "lock_held", holderCount: 1 });
     s.send({ type: "renew", id: "r", leaseId: granted.leaseId, ttlMs: 20_000 });
@@ -71,21 +78,16 @@ describe("a session", () => {
 describe("what a session holds or waits for", () => {
   it("ends when it closes: the next waiter is granted at once, and the lease says why it ended", async () => {
     const name = lockName("s-close");
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 60_000 });
-    const { leaseId } = await s.next((f) => f.id === 1);
-    const waiting = acquire(name, { ttlMs: 1_000, waitMs: 10_000, owner: "next" });
-    await untilWaiters(name, 1);
+    const [s, { leaseId }] = await openAndAcquire(name, { ttlMs: 60_000 });
+    const waiting = await queued(name, { ttlMs: 1_000, waitMs: 10_000, owner: "next" }, 1);
     s.close();
-    expect((await waiting).body).toMatchObject({ owner: "next", token: 2 });
+    expect((await waiting.answer).body).toMatchObject({ owner: "next", token: 2 });
     expect((await release(name, leaseId)).body).toMatchObject({ code: "not_held", reason: "session_closed" });
   });
 
   it("keeps a lost holder's lock-delay after the session closes", async () => {
     const name = lockName("s-delay");
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 60_000, lockDelayMs: 2_000 });
-    await s.next((f) => f.id === 1);
+    const [s] = await openAndAcquire(name, { ttlMs: 60_000, lockDelayMs: 2_000 });
     s.close();
     await untilDelay(name);
     expect((await acquire(name, { ttlMs: 1_000 })).body).toMatchObject({ code: "lock_delay" });
@@ -93,10 +95,7 @@ describe("what a session holds or waits for", () => {
 
   it("withdraws its waits when it closes, so they are never granted", async () => {
     const name = lockName("s-wait-close");
-    const holder = await acquire(name, { ttlMs: 60_000 });
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 60_000, waitMs: 600_000 });
-    await untilWaiters(name, 1);
+    const [holder, s] = await sessionWaitingBehindHolder(name, { id: 1, ttlMs: 60_000, waitMs: 600_000 });
     s.close();
     await untilWaiters(name, 0);
     await release(name, holder.body.leaseId);
@@ -105,9 +104,7 @@ describe("what a session holds or waits for", () => {
 
   it("ends when a restart of the lock object took the session's socket with it", async () => {
     const name = lockName("s-restart");
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 60_000 });
-    const { leaseId } = await s.next((f) => f.id === 1);
+    const [, { leaseId }] = await openAndAcquire(name, { ttlMs: 60_000 });
     // Like a deploy or a crash: the object and its sockets are gone, the lease is in storage.
     await abortAllDurableObjects();
     expect((await inspect(name)).body).toMatchObject({ held: false, lastToken: 1 });
@@ -116,9 +113,7 @@ describe("what a session holds or waits for", () => {
 
   it("ends when the session goes silent past its heartbeat deadline", async () => {
     const name = lockName("s-silent");
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 60_000 });
-    await s.next((f) => f.id === 1);
+    const [s] = await openAndAcquire(name, { ttlMs: 60_000 });
     // A pulled cable: no close, no frame, no ping. Age the session's last sign of life and run the alarm.
     await runInDurableObject(stub(name), (_o, state) => {
       for (const ws of state.getWebSockets()) {
@@ -136,35 +131,27 @@ describe("what a session holds or waits for", () => {
 describe("session waiters", () => {
   it("are pushed their grant past the HTTP per-request cap, in one FIFO queue with HTTP waiters", async () => {
     const name = lockName("s-fifo");
-    const holder = await acquire(name, { ttlMs: 60_000 });
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: "long", ttlMs: 5_000, waitMs: 600_000 });
-    await untilWaiters(name, 1);
-    const http = acquire(name, { ttlMs: 1_000, waitMs: 10_000, owner: "http" });
-    await untilWaiters(name, 2);
+    const [holder, s] = await sessionWaitingBehindHolder(name, { id: "long", ttlMs: 5_000, waitMs: 600_000 });
+    const http = await queued(name, { ttlMs: 1_000, waitMs: 10_000, owner: "http" }, 2);
     await release(name, holder.body.leaseId);
     const granted = await s.next((f) => f.id === "long");
     expect(granted).toMatchObject({ type: "granted", token: 2 });
     s.send({ type: "release", id: "r", leaseId: granted.leaseId });
-    expect((await http).body).toMatchObject({ owner: "http", token: 3 });
+    expect((await http.answer).body).toMatchObject({ owner: "http", token: 3 });
     s.close();
   });
 
   it("are refused when their wait ends, like an HTTP request", async () => {
     const name = lockName("s-wait-end");
     await acquire(name, { ttlMs: 60_000 });
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 5_000, waitMs: 200 });
-    expect(await s.next((f) => f.id === 1)).toMatchObject({ type: "error", code: "lock_held", position: 1 });
+    const [s, answer] = await openAndAcquire(name, { ttlMs: 5_000, waitMs: 200 });
+    expect(answer).toMatchObject({ type: "error", code: "lock_held", position: 1 });
     s.close();
   });
 
   it("are granted after the lock object was evicted mid-session", async () => {
     const name = lockName("s-evict");
-    const holder = await acquire(name, { ttlMs: 60_000 });
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 9, ttlMs: 5_000, waitMs: 600_000 });
-    await untilWaiters(name, 1);
+    const [holder, s] = await sessionWaitingBehindHolder(name, { id: 9, ttlMs: 5_000, waitMs: 600_000 });
     await evictDurableObject(stub(name));
     await release(name, holder.body.leaseId);
     expect(await s.next((f) => f.id === 9)).toMatchObject({ type: "granted", token: 2 });
@@ -197,9 +184,7 @@ describe("session waiters", () => {
 describe("lost and watch", () => {
   it("pushes lost to a holder whose lease expired, before the next holder is granted", async () => {
     const name = lockName("s-lost");
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 300 });
-    const { leaseId } = await s.next((f) => f.id === 1);
+    const [s, { leaseId }] = await openAndAcquire(name, { ttlMs: 300 });
     const order: string[] = [];
     const next = acquire(name, { ttlMs: 1_000, waitMs: 5_000 }).then((r) => {
       order.push("granted");
@@ -219,9 +204,7 @@ describe("lost and watch", () => {
 
   it("pushes lost with the admin key's name on a force-release", async () => {
     const name = lockName("s-forced");
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 60_000 });
-    const { leaseId } = await s.next((f) => f.id === 1);
+    const [s, { leaseId }] = await openAndAcquire(name, { ttlMs: 60_000 });
     await call("POST", `/v1/locks/${name}/force-release`);
     expect(await s.next((f) => f.type === "lost")).toEqual({
       type: "lost",
@@ -234,9 +217,7 @@ describe("lost and watch", () => {
 
   it("pushes lost when the lease is released by its leaseId over another channel", async () => {
     const name = lockName("s-released-elsewhere");
-    const s = await openSession(name);
-    s.send({ type: "acquire", id: 1, ttlMs: 60_000 });
-    const { leaseId } = await s.next((f) => f.id === 1);
+    const [s, { leaseId }] = await openAndAcquire(name, { ttlMs: 60_000 });
     await release(name, leaseId);
     expect(await s.next((f) => f.type === "lost")).toEqual({ type: "lost", leaseId, reason: "released" });
     // Its own release over the session is no loss: it gets the answer, and no lost frame.

@@ -7,16 +7,8 @@ from __future__ import annotations
 import unittest
 
 import support  # noqa: F401  (puts the package on sys.path)
-from edgelock import (
-    ERROR_CODES,
-    AuthError,
-    EdgelockError,
-    LeaseLost,
-    LockHeld,
-    ServiceError,
-    ValidationError,
-    error_from_problem,
-)
+from edgelock import ERROR_CODES, AuthError, EdgelockError, LeaseLost, LockHeld, ServiceError, ValidationError
+from edgelock.errors import error_from_problem
 from edgelock.retry import is_retryable
 from edgelock.transport import RawResponse, parse_answer
 

@@ -70,6 +70,12 @@ class ReentrantTest(unittest.TestCase):
         inner = locks.acquire(name, ttl=30, reentrant=True, wait=0)
         return [outer, inner]
 
+    def enter_and_leave_twice(self, locks: Client, name: str) -> None:
+        """Enters twice and releases both holds, outer first: the lock is free again."""
+        for lease in self.enter_twice(locks, name):
+            lease.release()
+        self.assertFalse(raw_status(name)["held"])
+
     def test_the_same_thread_re_enters_and_each_hold_is_released_on_its_own(self) -> None:
         name = unique("reentrant")
         locks = make_client()
@@ -98,9 +104,7 @@ class ReentrantTest(unittest.TestCase):
     def test_nested_with_blocks_re_enter(self) -> None:
         name = unique("reentrant-with")
         locks = make_client()
-        for lease in self.enter_twice(locks, name):
-            lease.release()
-        self.assertFalse(raw_status(name)["held"])
+        self.enter_and_leave_twice(locks, name)
         with locks.lock(name, ttl=30, reentrant=True) as outer:
             with locks.lock(name, ttl=30, reentrant=True, wait=0) as inner:
                 self.assertEqual((inner.token, inner.hold_count), (outer.token, 2))
@@ -110,9 +114,7 @@ class ReentrantTest(unittest.TestCase):
     def test_each_asyncio_task_is_its_own_holder(self) -> None:
         name = unique("reentrant-task")
         locks = make_client()
-        for lease in self.enter_twice(locks, name):
-            lease.release()
-        self.assertFalse(raw_status(name)["held"])
+        self.enter_and_leave_twice(locks, name)
 
         async def main() -> None:
             async with locks.alock(name, ttl=30, reentrant=True) as outer:

@@ -2,7 +2,6 @@
  * The client library against the real Worker and lock objects inside the Workers runtime: every request
  * goes through the injected `fetch` to the Worker's own entry point. No part of the server is mocked.
  */
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
   EdgelockClient,
@@ -17,20 +16,14 @@ import {
   ServiceError,
   ValidationError,
 } from "../../client/src/index.ts";
+import { workerClient, workerFetch } from "../helpers/client.ts";
 
-const client = new EdgelockClient({
-  url: "https://edgelock.test",
-  fetch: (input, init) => exports.default.fetch(input, init),
-  owner: "runtime-test",
-});
-
-const workerFetch: FetchLike = (input, init) => exports.default.fetch(input, init);
+const client = workerClient({ owner: "runtime-test" });
 
 /** A client whose requests are recorded (action and body) on their way to the real Worker. */
 function recordingClient(options: { owner?: string; holderKey?: string; fetch?: FetchLike } = {}) {
   const sent: { action: string; body: Record<string, unknown> }[] = [];
-  const recording = new EdgelockClient({
-    url: "https://edgelock.test",
+  const recording = workerClient({
     owner: options.owner,
     holderKey: options.holderKey,
     fetch: (input, init) => {
@@ -84,11 +77,10 @@ describe("EdgelockClient in the Workers runtime", () => {
   it("never puts a retried acquire's deadline after the lease's real expiry", async () => {
     const name = lockName("retry-deadline");
     let dropped = false;
-    const lossy = new EdgelockClient({
-      url: "https://edgelock.test",
+    const lossy = workerClient({
       retry: { retries: 3, minDelayMs: 1, maxDelayMs: 1 },
       fetch: async (input, init) => {
-        const res = await exports.default.fetch(input, init);
+        const res = await workerFetch(input, init);
         if (!dropped && String(input).endsWith("/acquire")) {
           // The server granted; the answer is lost, and the retry goes out 300 ms after the grant.
           dropped = true;
@@ -166,7 +158,7 @@ describe("EdgelockClient in the Workers runtime", () => {
     const name = lockName("lost");
     const lease = await client.acquire(name, { ttl: "10s" });
     // Someone with the leaseId (here: the test) releases it behind the lease's back.
-    await exports.default.fetch(`https://edgelock.test/v1/locks/${name}/release`, {
+    await workerFetch(`https://edgelock.test/v1/locks/${name}/release`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ leaseId: lease.leaseId }),
@@ -258,8 +250,7 @@ describe("EdgelockClient in the Workers runtime", () => {
     const name = lockName("retry-codes");
     const answers = { unavailable: 0, internal: 0 };
     const failingOnce = (code: "unavailable" | "internal", status: number): EdgelockClient =>
-      new EdgelockClient({
-        url: "https://edgelock.test",
+      workerClient({
         retry: { retries: 2, minDelayMs: 1, maxDelayMs: 1 },
         fetch: async (input, init) => {
           answers[code] += 1;
@@ -290,7 +281,7 @@ describe("EdgelockClient in the Workers runtime", () => {
       expect.objectContaining({ reentrant: true, holderKey: "holder-key-of-test-1" }),
     ]);
     // Another client (another random holderKey) is another holder: it does not re-enter.
-    const other = new EdgelockClient({ url: "https://edgelock.test", fetch: workerFetch });
+    const other = workerClient();
     await expect(other.acquire(name, { ttl: "10s", reentrant: true })).rejects.toBeInstanceOf(LockHeldError);
     const plain = await reentrant.acquire(lockName("plain"), { ttl: "10s" });
     expect(sent.at(-1)?.body).not.toHaveProperty("holderKey");
@@ -301,10 +292,7 @@ describe("EdgelockClient in the Workers runtime", () => {
   });
 
   it("never lets rw.write() run under the shared lease its holder already has", async () => {
-    const rw = new ReadWriteLock(
-      new EdgelockClient({ url: "https://edgelock.test", fetch: workerFetch, owner: "rw" }),
-      lockName("rw-reentrant"),
-    );
+    const rw = new ReadWriteLock(workerClient({ owner: "rw" }), lockName("rw-reentrant"));
     const read = await rw.read({ ttl: "10s", reentrant: true });
     let wrote = false;
     const error = await rw

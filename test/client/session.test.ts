@@ -5,28 +5,27 @@
  * object closing the socket. No part of the server is mocked.
  */
 import { runInDurableObject } from "cloudflare:test";
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
+  type AcquireOptions,
   AuthError,
   EdgelockClient,
   type EdgelockRpcApi,
+  type Lease,
   LeaseLostError,
   LockHeldError,
+  type LockSession,
   type LockView,
   ValidationError,
 } from "../../client/src/index.ts";
 import { app } from "../../worker/app.ts";
-import { acquire, call, inspect, release } from "../helpers/api.ts";
+import { acquire, call, inspect, type Reply, release } from "../helpers/api.ts";
 import { KEYS, secured } from "../helpers/auth.ts";
+import { workerClient } from "../helpers/client.ts";
 import { lockName } from "../helpers/names.ts";
 import { expireAllByAlarm, stubOf, untilWaiters } from "../helpers/runtime.ts";
 
-const client = new EdgelockClient({
-  url: "https://edgelock.test",
-  fetch: (input, init) => exports.default.fetch(input, init),
-  owner: "session-test",
-});
+const client = workerClient({ owner: "session-test" });
 
 /** Closes every session socket of the lock from the lock object's side, as a dropped connection would. */
 async function dropSockets(name: string): Promise<number> {
@@ -39,6 +38,20 @@ async function dropSockets(name: string): Promise<number> {
 
 async function openSockets(name: string): Promise<number> {
   return runInDurableObject(stubOf(name), (_object, state) => state.getWebSockets().length);
+}
+
+/**
+ * Holds the session's lock over HTTP, then acquires through the session (a 10 s lease, `options` on top);
+ * resolves once the lock counts that waiter, with the holder and the session's pending lease.
+ */
+async function waitBehindHttpHolder(
+  session: LockSession,
+  options: AcquireOptions,
+): Promise<[Reply, Promise<Lease>]> {
+  const holder = await acquire(session.name, { ttlMs: 10_000 });
+  const waiting = session.acquire({ ttl: "10s", ...options });
+  await untilWaiters(session.name, 1);
+  return [holder, waiting];
 }
 
 /** Resolves with the signal's reason when it aborts. */
@@ -71,10 +84,8 @@ describe("client.session", () => {
 
   it("is pushed its grant when an HTTP holder releases, in one FIFO queue with HTTP waiters", async () => {
     const name = lockName("cs-wait");
-    const holder = await acquire(name, { ttlMs: 10_000 });
     await using session = client.session(name);
-    const waiting = session.acquire({ ttl: "10s", wait: "1m" });
-    await untilWaiters(name, 1);
+    const [holder, waiting] = await waitBehindHttpHolder(session, { wait: "1m" });
     const httpWaiter = acquire(name, { ttlMs: 1_000, waitMs: 10_000 });
     await untilWaiters(name, 2);
     await release(name, holder.body.leaseId);
@@ -143,10 +154,8 @@ describe("client.session", () => {
 
   it("goes on waiting over a new socket when the socket drops during the wait", async () => {
     const name = lockName("cs-drop-wait");
-    const holder = await acquire(name, { ttlMs: 10_000 });
     await using session = client.session(name);
-    const waiting = session.acquire({ ttl: "10s", wait: "20s" });
-    await untilWaiters(name, 1);
+    const [holder, waiting] = await waitBehindHttpHolder(session, { wait: "20s" });
     await dropSockets(name);
     // The wait withdrawn with the old socket is queued again from the new one.
     await expect.poll(async () => (await inspect(name)).body.waiters, { timeout: 5_000 }).toBe(1);
@@ -158,11 +167,9 @@ describe("client.session", () => {
 
   it("cancels a wait on abort: the lock drops the waiter at once", async () => {
     const name = lockName("cs-abort");
-    const holder = await acquire(name, { ttlMs: 10_000 });
     await using session = client.session(name);
     const controller = new AbortController();
-    const waiting = session.acquire({ ttl: "10s", wait: "1m", signal: controller.signal });
-    await untilWaiters(name, 1);
+    const [holder, waiting] = await waitBehindHttpHolder(session, { wait: "1m", signal: controller.signal });
     controller.abort(new Error("changed my mind"));
     await expect(waiting).rejects.toThrow("changed my mind");
     await untilWaiters(name, 0);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   EdgelockClient,
   type FetchLike,
+  type Lease,
   LeaseLostError,
   LockHeldError,
   MAX_WAIT_MS,
@@ -27,6 +28,15 @@ const realFetch: FetchLike = (input, init) => fetch(input, init);
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 function makeClient(fetchImpl: FetchLike = realFetch, owner = "e2e"): EdgelockClient {
   return new EdgelockClient({ url: dev.url, fetch: fetchImpl, owner });
+}
+/** A withLock body that never finishes on its own: it rejects with the loss when the lease's signal fires. */
+function untilLost(lease: Lease, onLost: (reason: unknown) => void): Promise<never> {
+  return new Promise((_, reject) => {
+    lease.signal.addEventListener("abort", () => {
+      onLost(lease.signal.reason);
+      reject(lease.signal.reason);
+    });
+  });
 }
 function isAction(input: string, action: string): boolean {
   return new URL(input).pathname.endsWith(`/${action}`);
@@ -74,11 +84,8 @@ describe("client against wrangler dev", () => {
       .withLock(
         name,
         (lease) =>
-          new Promise((_, reject) => {
-            lease.signal.addEventListener("abort", () => {
-              seen = lease.signal.reason;
-              reject(lease.signal.reason);
-            });
+          untilLost(lease, (reason) => {
+            seen = reason;
           }),
         { ttl: "1s" },
       )
@@ -170,11 +177,8 @@ describe("client against wrangler dev", () => {
       .withLock(
         name,
         (lease) =>
-          new Promise((_, reject) => {
-            lease.signal.addEventListener("abort", () => {
-              firedAt = Date.now();
-              reject(lease.signal.reason);
-            });
+          untilLost(lease, () => {
+            firedAt = Date.now();
           }),
         { ttl: "1s", deadline },
       )

@@ -3,7 +3,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { inspect, tick } from "./api.ts";
+import { acquire, inspect, type Reply, tick } from "./api.ts";
 
 export const stubOf = (name: string) => env.LOCK.getByName(name);
 
@@ -30,4 +30,18 @@ export async function untilWaiters(name: string, n: number, timeoutMs = 20_000):
     await tick(5);
   }
   throw new Error(`never saw ${n} waiters on ${name} (last: ${seen})`);
+}
+
+/**
+ * Sends an acquire that waits, and resolves once the lock counts `waiters` waiters (this one the last), so
+ * that arrival order is known. `answer` settles when it is granted or refused.
+ */
+export async function queued(
+  name: string,
+  body: Record<string, unknown>,
+  waiters: number,
+): Promise<{ answer: Promise<Reply> }> {
+  const answer = acquire(name, body);
+  await untilWaiters(name, waiters);
+  return { answer };
 }

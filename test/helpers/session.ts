@@ -56,3 +56,10 @@ export async function openSession(
     },
   };
 }
+
+/** Opens a session on `name` and acquires through it (frame id 1, `fields` on top): the session and its answer. */
+export async function openAndAcquire(name: string, fields: Frame): Promise<[TestSession, Frame]> {
+  const s = await openSession(name);
+  s.send({ type: "acquire", id: 1, ...fields });
+  return [s, await s.next((f) => f.id === 1)];
+}
