@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { chart } from "./chart.mjs";
 import { BENCH_DIR, ROOT_DIR } from "./config.mjs";
 import { rpcSection } from "./scenarios/binding.mjs";
+import { historySection } from "./scenarios/history-cost.mjs";
 import { version } from "./servers/peers.mjs";
 import { checkTargets, ratios } from "./targets.mjs";
 
@@ -282,6 +283,7 @@ export function report(results) {
     targetSections(results),
     scenarioSections(results),
     ...(results.rpc === undefined ? [] : ["", rpcSection(results.rpc)]),
+    ...(results.history === undefined ? [] : ["", historySection(results.history)]),
     "",
     floorSection(results),
     "",

@@ -25,7 +25,7 @@ import { rpcVersusHttp } from "./scenarios/binding.mjs";
 import { contended } from "./scenarios/contended.mjs";
 import { etcdFloor, nodeFloor, redisFloor, workerdFloor, workerdManyFloor } from "./scenarios/floor.mjs";
 import { expiry, handoff } from "./scenarios/handoff.mjs";
-import { historyCost, printHistoryCost } from "./scenarios/history-cost.mjs";
+import { historyCost } from "./scenarios/history-cost.mjs";
 import { manyLocks } from "./scenarios/many-locks.mjs";
 import { uncontended } from "./scenarios/uncontended.mjs";
 import { ensureInstalled, startEtcd, startRedis } from "./servers/peers.mjs";
@@ -295,7 +295,6 @@ async function main() {
   results.machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 100) / 100);
   mkdirSync(join(BENCH_DIR, "results"), { recursive: true });
   report(results);
-  if (results.history !== undefined) printHistoryCost(results.history);
   rmSync(tmp, { recursive: true, force: true });
 }
 

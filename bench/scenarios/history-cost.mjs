@@ -57,8 +57,17 @@ export async function historyCost(start, spec, { uncontendedPairs }) {
   };
 }
 
-export function printHistoryCost(r) {
-  console.log("\nlock history: acquire + release pair, ms (same run, alternating rounds)");
-  console.table({ "history on": r.on, "history off": r.off });
-  console.log(`on ÷ off: p50 ${r.p50Ratio}×, mean ${r.meanRatio}× over ${r.pairsPerSide} pairs each`);
+/** The generated RESULTS.md section (issue 14's target: no measurable difference). */
+export function historySection(r) {
+  const row = (label, x) => `| ${label} | ${x.p50} | ${x.p90} | ${x.p99} | ${x.max} | ${x.mean} |`;
+  return [
+    `### 8. What the lock history costs: acquire + release pairs, history on vs off (two servers, same run, alternating rounds, ${r.pairsPerSide} pairs each, ms)`,
+    "",
+    "| server | p50 | p90 | p99 | max | mean |",
+    "|---|---|---|---|---|---|",
+    row("history on", r.on),
+    row("history off (EDGELOCK_HISTORY=off)", r.off),
+    "",
+    `On ÷ off: p50 ${r.p50Ratio}×, mean ${r.meanRatio}×.`,
+  ].join("\n");
 }
