@@ -8,11 +8,13 @@ import { spawn } from "node:child_process";
 import {
   appendFileSync,
   closeSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
+  statSync,
 } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -75,12 +77,34 @@ export const WRANGLER_BIN = join(ROOT_DIR, "node_modules/wrangler/bin/wrangler.j
 export const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false" };
 const DIRECT_SERVER = join(ROOT_DIR, "scripts/direct-server.ts");
 
-/** Starts a server and resolves once it answers `GET /healthz`; on failure it is stopped and the log quoted. */
+/** How many times a start that lost a port to another process is tried again on fresh ports. */
+const PORT_CLASH_TRIES = 3;
+
+/**
+ * Starts a server and resolves once it answers `GET /healthz`; on failure it is stopped and the log quoted.
+ * The ports are chosen free (freePort), but another process may bind one before the server does: wrangler's
+ * and workerd's own port-0 sockets, or a server starting beside it in another test file. Such a start fails
+ * with "Address already in use" and is tried again on fresh ports (a port the caller fixed stays fixed).
+ */
 export async function startLocalServer(o: LocalServerOptions): Promise<LocalServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(o);
+    } catch (err) {
+      if (!(err instanceof PortClash) || attempt >= PORT_CLASH_TRIES) throw err;
+    }
+  }
+}
+
+/** A start that failed because a port it was given was taken before it could bind it. */
+class PortClash extends Error {}
+
+async function startOnce(o: LocalServerOptions): Promise<LocalServer> {
   const config = o.config ?? join(ROOT_DIR, "wrangler.toml");
   const persistTo = o.persistTo ?? mkdtempSync(join(tmpdir(), "edgelock-local-"));
   mkdirSync(persistTo, { recursive: true });
   const logFile = o.logFile ?? join(persistTo, "server.log");
+  const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
   const port = o.port ?? (await freePort());
   const common = ["--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistTo];
   for (const [k, v] of Object.entries(o.vars ?? {})) common.push("--var", `${k}:${v}`);
@@ -136,8 +160,11 @@ export async function startLocalServer(o: LocalServerOptions): Promise<LocalServ
     await untilHealthy(server.url, () => ended, o.readyTimeoutMs ?? 60_000);
   } catch (err) {
     await server.stop();
-    const log = readFileSync(logFile, "utf8").split("\n").slice(-40).join("\n");
-    throw new Error(`${o.path} server (${config}): ${(err as Error).message}\n${logFile}:\n${log}`);
+    const log = readFileSync(logFile, "utf8");
+    const message = `${o.path} server (${config}): ${(err as Error).message}`;
+    const clash = /Address already in use|EADDRINUSE/.test(log.slice(logStart));
+    const tail = log.split("\n").slice(-40).join("\n");
+    throw new (clash ? PortClash : Error)(`${message}\n${logFile}:\n${tail}`);
   }
   return server;
 }
@@ -179,17 +206,31 @@ export function freePort(): Promise<number> {
  * SIGKILLs a process tree leaves first, waiting until each parent has reaped its children. Killing the whole
  * group at once would orphan workerd and esbuild to PID 1, which in a container may never reap them.
  * Without /proc (not Linux) it falls back to killing the process group.
+ *
+ * `pid` must lead its own process group (startLocalServer spawns it detached). wrangler restarts a workerd
+ * that died ("runtime crashed"); one it starts between the last read of its children and its own kill is in
+ * no tree any more, but still in the group, with the dead server's ports and state open. The group kill at
+ * the end is for it, and the call resolves only once nothing of the group is alive.
  */
 export async function killTree(pid: number): Promise<void> {
   if (!HAS_PROC) {
     signal(-pid, "SIGKILL");
     return;
   }
+  await killLeavesFirst(pid);
+  const until = Date.now() + 5_000;
+  while (liveInGroup(pid).length > 0 && Date.now() < until) {
+    signal(-pid, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function killLeavesFirst(pid: number): Promise<void> {
   // wrangler restarts a workerd that died ("runtime crashed"), so re-read the children until none are left.
   for (let round = 0; round < 5; round++) {
     const children = childrenOf(pid);
     if (children.length === 0) break;
-    for (const c of children) await killTree(c);
+    for (const c of children) await killLeavesFirst(c);
   }
   if (!signal(pid, "SIGKILL")) return;
   const until = Date.now() + 5_000;
@@ -214,10 +255,13 @@ const HAS_PROC = (() => {
   }
 })();
 
-interface ProcStat {
+export interface ProcStat {
   pid: number;
   comm: string;
+  /** R, S, D, …; Z for a zombie, dead and waiting to be reaped. */
+  state: string;
   ppid: number;
+  pgrp: number;
 }
 
 /** One process's name and parent from /proc; a zombie still has one until it is reaped. */
@@ -226,7 +270,8 @@ function readStat(pid: number): ProcStat | null {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const close = stat.lastIndexOf(")");
     const fields = stat.slice(close + 2).split(" ");
-    return { pid, comm: stat.slice(stat.indexOf("(") + 1, close), ppid: Number(fields[1]) };
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    return { pid, comm, state: fields[0] ?? "", ppid: Number(fields[1]), pgrp: Number(fields[2]) };
   } catch {
     return null;
   }
@@ -237,6 +282,11 @@ function allProcesses(): ProcStat[] {
     .filter((d) => /^\d+$/.test(d))
     .map((d) => readStat(Number(d)))
     .filter((s) => s !== null);
+}
+
+/** The processes of group `pgrp` that are not zombies (a zombie holds no ports or files). */
+export function liveInGroup(pgrp: number): ProcStat[] {
+  return allProcesses().filter((p) => p.pgrp === pgrp && p.state !== "Z");
 }
 
 function childrenOf(pid: number): number[] {

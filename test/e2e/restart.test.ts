@@ -1,4 +1,5 @@
 import { afterEach, expect, it } from "vitest";
+import { liveInGroup } from "../../scripts/local-server.ts";
 import { type DevServer, startWranglerDev } from "./helpers/wrangler-dev.ts";
 
 let server: DevServer | undefined;
@@ -25,7 +26,10 @@ it("keeps held leases, their expiry and the token counter across a restart of th
   const held = await post(url, "/v1/locks/cron/acquire", { ttlMs: 60_000, owner: "survivor" });
   const short = await post(url, "/v1/locks/short/acquire", { ttlMs: 1_500 });
   expect(held.body.token).toBe(4);
+  const { pid } = server;
   await server.stop();
+  // Nothing of the old server lives on to hold its ports or state (wrangler restarts a runtime that dies).
+  expect(liveInGroup(pid).map((p) => `${p.pid} ${p.comm}`)).toEqual([]);
 
   server = await startWranglerDev({ persistDir });
   const view = await (await fetch(`${server.url}/v1/locks/cron`)).json();

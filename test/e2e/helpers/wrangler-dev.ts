@@ -12,6 +12,8 @@ export interface DevServer {
   url: string;
   /** Pass it back as `persistDir` to restart on the same state. */
   persistDir: string;
+  /** The server's process, which leads its own process group. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -33,7 +35,7 @@ export async function startServer(opts: DevServerOptions = {}): Promise<DevServe
     ...(opts.persistDir !== undefined ? { persistTo: opts.persistDir } : {}),
     ...(opts.port !== undefined ? { port: opts.port } : {}),
   });
-  return { url: server.url, persistDir: server.persistTo, stop: server.stop };
+  return { url: server.url, persistDir: server.persistTo, pid: server.pid, stop: server.stop };
 }
 
 /**
@@ -57,6 +59,9 @@ export function useServer(opts: DevServerOptions = {}): DevServer {
     },
     get persistDir() {
       return started().persistDir;
+    },
+    get pid() {
+      return started().pid;
     },
     stop: () => started().stop(),
   };
