@@ -8,6 +8,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { DIRECTORY_REPORT_DELAY_MS } from "../client/src/protocol.ts";
 import { SESSION_HEADER } from "../durable-objects/lock-object.ts";
+import { setAnswerHeader } from "./answer-header.ts";
 import { lockFailure } from "./answers.ts";
 import { markInsecure } from "./auth.ts";
 import { cors } from "./cors.ts";
@@ -63,8 +64,8 @@ app.use("/v1/*", async function noStore(c, next) {
   await next();
   if (c.res.status === 101) return; // a session's upgrade: its headers are the runtime's
   // Leases carry their holder's secret leaseId: no cache may keep them, no browser may sniff them.
-  c.header("cache-control", "no-store");
-  c.header("x-content-type-options", "nosniff");
+  setAnswerHeader(c, "cache-control", "no-store");
+  setAnswerHeader(c, "x-content-type-options", "nosniff");
 });
 app.use(
   methodNotAllowed({

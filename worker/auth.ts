@@ -7,6 +7,7 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { LOCK_NAME_RULE } from "../client/src/protocol.ts";
+import { setAnswerHeader } from "./answer-header.ts";
 import {
   ALL_LOCKS,
   type ApiKey,
@@ -82,7 +83,7 @@ export function markInsecure(): MiddlewareHandler<AppEnv> {
   return async function markInsecure(c, next) {
     await next();
     if (c.res.status === 101) return; // a session's upgrade: its headers are the runtime's
-    if (readSettings(c.env).insecureNoAuth) c.header(INSECURE_HEADER, "insecure-no-auth");
+    if (readSettings(c.env).insecureNoAuth) setAnswerHeader(c, INSECURE_HEADER, "insecure-no-auth");
   };
 }
 

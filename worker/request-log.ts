@@ -6,6 +6,7 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
+import { setAnswerHeader } from "./answer-header.ts";
 import type { AppEnv } from "./settings.ts";
 
 export const REQUEST_ID_HEADER = "x-request-id";
@@ -30,7 +31,7 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
     c.set("requestId", requestId);
     await next();
     // A session's upgrade answers with the runtime's headers.
-    if (c.res.status !== 101) c.header(REQUEST_ID_HEADER, requestId);
+    if (c.res.status !== 101) setAnswerHeader(c, REQUEST_ID_HEADER, requestId);
     const vars = c.env as unknown as Record<string, unknown>;
     if (vars.EDGELOCK_REQUEST_LOG === "off") return;
     const status = c.res.status;
