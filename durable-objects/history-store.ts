@@ -2,6 +2,7 @@
  * A lock's history in its own SQLite storage: the `lock_event` table, written by `LockStore.save` inside the
  * transaction of the step that produced the events (so history never costs a commit of its own), bounded
  * to the newest HISTORY_MAX_EVENTS rows and HISTORY_MAX_AGE_MS, and read a page at a time, newest first.
+ * Reads apply both bounds themselves; the rows past them are deleted every SWEEP_EVERY events, in a batch.
  * A run of renewals of one lease is one row, moved up to the newest place at each renewal. Public fields
  * only, as the state machine reports them (lock-events.ts): no leaseId, holderKey or key name is stored.
  */
@@ -31,8 +32,16 @@ CREATE TABLE IF NOT EXISTS lock_event (
   ended_by TEXT
 );`;
 
-/** Rows looked at from the oldest end on each write, to drop those past HISTORY_MAX_AGE_MS. */
-const AGE_SWEEP_ROWS = 4;
+/**
+ * The rows past the bounds are deleted when the newest row id reaches another multiple of this (and on the
+ * first write of each incarnation of the object), not on every write:
+ * a delete at the table's old end dirties pages of its own in each commit, which cost about 15% of the
+ * lock object's CPU per acquire or release (measured; see bench/RESULTS.md). Between sweeps the table holds
+ * up to SWEEP_EVERY - 1 rows more than HISTORY_MAX_EVENTS, which no read shows.
+ */
+export const SWEEP_EVERY = 64;
+/** Rows looked at from the oldest end in a sweep, to drop those past HISTORY_MAX_AGE_MS: more than a sweep adds. */
+const AGE_SWEEP_ROWS = 2 * SWEEP_EVERY;
 
 export interface EventsQuery {
   /** Only events at or after this instant (epoch ms). */
@@ -52,6 +61,8 @@ type Row = Record<string, SqlStorageValue>;
 export class HistoryWriter {
   /** The row of each lease's latest run of renewals, by token: the next renewal of it replaces that row. */
   readonly #renewals = new Map<number, number>();
+  /** `floor(id / SWEEP_EVERY)` of the newest row at the last sweep; -1 before this incarnation's first. */
+  #swept = -1;
 
   /** Inserts `events`, inside the caller's transaction, and drops what falls outside the bounds. */
   write(sql: SqlStorage, events: readonly NewLockEvent[], now: number): void {
@@ -79,7 +90,10 @@ export class HistoryWriter {
       if (e.kind === "renewed" && e.token !== null) this.#renewals.set(e.token, last);
       else if (e.token !== null && e.holdCount === 0) this.#renewals.delete(e.token);
     }
-    if (last === 0) return;
+    // A coalesced renewal may take the newest id again: the multiple is then the same, and nothing is swept.
+    const multiple = Math.floor(last / SWEEP_EVERY);
+    if (last === 0 || multiple === this.#swept) return;
+    this.#swept = multiple;
     sql.exec("DELETE FROM lock_event WHERE id <= ?", last - HISTORY_MAX_EVENTS);
     sql.exec(
       "DELETE FROM lock_event WHERE id IN (SELECT id FROM lock_event ORDER BY id LIMIT ?) AND at < ?",
@@ -111,14 +125,19 @@ function insert(sql: SqlStorage, e: NewLockEvent): number {
   return Number(row.id);
 }
 
-/** One page of events, newest first; events older than HISTORY_MAX_AGE_MS are never shown. */
+/**
+ * One page of events, newest first. The bounds hold here, whatever the last sweep left: no event older than
+ * HISTORY_MAX_AGE_MS, and none but the newest HISTORY_MAX_EVENTS ids.
+ */
 export function readEvents(sql: SqlStorage, q: EventsQuery, now: number): EventsPage {
   const since = Math.max(q.since, now - HISTORY_MAX_AGE_MS);
   const rows = sql
     .exec<Row>(
-      "SELECT * FROM lock_event WHERE id < ? AND at >= ? ORDER BY id DESC LIMIT ?",
+      `SELECT * FROM lock_event WHERE id < ? AND at >= ?
+       AND id > (SELECT COALESCE(MAX(id), 0) FROM lock_event) - ? ORDER BY id DESC LIMIT ?`,
       q.before ?? Number.MAX_SAFE_INTEGER,
       since,
+      HISTORY_MAX_EVENTS,
       q.limit + 1,
     )
     .toArray();

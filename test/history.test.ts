@@ -4,7 +4,13 @@
  */
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { HISTORY_MAX_AGE_MS, HISTORY_MAX_EVENTS, type LockEvent } from "../client/src/protocol.ts";
+import {
+  EVENTS_PAGE_SIZE,
+  HISTORY_MAX_AGE_MS,
+  HISTORY_MAX_EVENTS,
+  type LockEvent,
+} from "../client/src/protocol.ts";
+import { SWEEP_EVERY } from "../durable-objects/history-store.ts";
 import { lockEventsSchema, tokenCheckSchema } from "../worker/wire.ts";
 import { acquire, call, release, renew } from "./helpers/api.ts";
 import { callAs as authCall } from "./helpers/auth.ts";
@@ -19,6 +25,22 @@ async function events(name: string, query = ""): Promise<LockEvent[]> {
 }
 
 const kinds = (list: LockEvent[]) => list.map((e) => e.kind);
+
+/** Every event the API shows for `name`, page by page, newest first. */
+async function allEvents(name: string): Promise<LockEvent[]> {
+  const all: LockEvent[] = [];
+  for (let before: number | null = null; ; ) {
+    const r = await call(
+      "GET",
+      `/v1/locks/${name}/events?limit=${EVENTS_PAGE_SIZE}${before === null ? "" : `&before=${before}`}`,
+    );
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const page = lockEventsSchema.parse(r.body);
+    all.push(...page.events);
+    if (page.nextBefore === null) return all;
+    before = page.nextBefore;
+  }
+}
 
 describe("GET /v1/locks/{name}/events", () => {
   it("records grants, waits and releases, newest first, with wait and hold times", async () => {
@@ -161,6 +183,10 @@ describe("GET /v1/locks/{name}/events", () => {
     const name = lockName("h-bound");
     await release(name, (await acquire(name, { ttlMs: 5_000 })).body.leaseId);
     const old = Date.now() - HISTORY_MAX_AGE_MS - 1_000;
+    const stored = (where = "1") =>
+      runInDurableObject(stubOf(name), (_o, state) =>
+        Number(state.storage.sql.exec(`SELECT COUNT(*) AS n FROM lock_event WHERE ${where}`).one().n),
+      );
     await runInDurableObject(stubOf(name), (_o, state) => {
       // As if the lock had a long past: old events first, then more than the bound of recent ones.
       for (let i = 0; i < 10; i++) {
@@ -169,20 +195,28 @@ describe("GET /v1/locks/{name}/events", () => {
           old,
         );
       }
-      for (let i = 0; i < HISTORY_MAX_EVENTS; i++) {
+      for (let i = 0; i < HISTORY_MAX_EVENTS + 10; i++) {
         state.storage.sql.exec(
           "INSERT INTO lock_event (at, kind, owner, token, mode, permits) VALUES (?, 'granted', 'filler', 1, 'exclusive', 1)",
           Date.now(),
         );
       }
     });
-    expect((await events(name, "?limit=200")).some((e) => e.owner === "old")).toBe(false);
-    await release(name, (await acquire(name, { ttlMs: 5_000, owner: "newest" })).body.leaseId);
-    const count = await runInDurableObject(stubOf(name), (_o, state) =>
-      Number(state.storage.sql.exec("SELECT COUNT(*) AS n FROM lock_event").one().n),
-    );
-    expect(count).toBe(HISTORY_MAX_EVENTS);
-    expect((await events(name, "?limit=2")).map((e) => [e.kind, e.owner])).toEqual([
+    // Reads hold both bounds whatever is stored: none too old, only the newest HISTORY_MAX_EVENTS.
+    expect(await stored()).toBe(HISTORY_MAX_EVENTS + 22);
+    expect(await allEvents(name)).toHaveLength(HISTORY_MAX_EVENTS);
+    // Writes delete the rows past the bounds in batches, once every SWEEP_EVERY events: never a row past them
+    // on each write, and never SWEEP_EVERY rows or more beyond HISTORY_MAX_EVENTS.
+    for (let i = 0; i < SWEEP_EVERY; i++) {
+      await release(name, (await acquire(name, { ttlMs: 5_000, owner: "newest" })).body.leaseId);
+      const count = await stored();
+      expect(count).toBeGreaterThanOrEqual(HISTORY_MAX_EVENTS);
+      expect(count).toBeLessThan(HISTORY_MAX_EVENTS + SWEEP_EVERY);
+    }
+    expect(await stored("owner = 'old'")).toBe(0);
+    const shown = await allEvents(name);
+    expect(shown).toHaveLength(HISTORY_MAX_EVENTS);
+    expect(shown.slice(0, 2).map((e) => [e.kind, e.owner])).toEqual([
       ["released", "newest"],
       ["granted", "newest"],
     ]);
