@@ -1,0 +1,114 @@
+/**
+ * Before/after of one change, measured in one run: `npm run bench:ab -- <rev-a> <rev-b> [--blocks N]`.
+ * Checks each git revision out into a temporary worktree, starts both on the direct local path (what
+ * `npm start` serves, auth off, request log off), warms each, then times the same sequential uncontended
+ * acquire + release pairs against A and B in interleaved blocks (ABBA order), so both see the same noise on
+ * this shared machine. Prints, per revision, the time and workerd's CPU (user + system, from /proc) per
+ * request, and B ÷ A. CPU per request is the steadier figure: the contended scenarios are CPU-bound here.
+ * Linux only (reads /proc). Prints figures; asserts nothing.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { type LocalServer, processTree, ROOT_DIR, startLocalServer } from "./local-server.ts";
+
+const PAIRS_PER_BLOCK = 250;
+const WARMUP_PAIRS = 300;
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { blocks: { type: "string", default: "20" } },
+});
+const [revA, revB] = positionals;
+if (revA === undefined || revB === undefined) {
+  console.error("usage: npm run bench:ab -- <rev-a> <rev-b> [--blocks N]");
+  process.exit(64);
+}
+const blocks = Number(values.blocks);
+
+/** workerd CPU time (ms) of the server so far. */
+function cpuMs(server: LocalServer): number {
+  let ticks = 0;
+  for (const p of processTree(server.pid)) {
+    if (p.comm !== "workerd") continue;
+    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+  }
+  return (ticks * 1000) / CLOCK_TICKS_PER_S;
+}
+
+async function post(url: string, body: unknown): Promise<{ leaseId: string }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as { leaseId: string };
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function pair(server: LocalServer): Promise<void> {
+  const { leaseId } = await post(`${server.url}/v1/locks/ab/acquire`, { ttlMs: 10_000 });
+  await post(`${server.url}/v1/locks/ab/release`, { leaseId });
+}
+
+const worktrees: string[] = [];
+const servers: LocalServer[] = [];
+try {
+  for (const rev of [revA, revB]) {
+    const dir = mkdtempSync(join(tmpdir(), "edgelock-ab-"));
+    execFileSync("git", ["worktree", "add", "--detach", dir, rev], { cwd: ROOT_DIR, stdio: "ignore" });
+    worktrees.push(dir);
+    symlinkSync(join(ROOT_DIR, "node_modules"), join(dir, "node_modules"));
+    servers.push(
+      await startLocalServer({
+        path: "direct",
+        config: join(dir, "wrangler.toml"),
+        vars: { EDGELOCK_INSECURE_NO_AUTH: "true", EDGELOCK_REQUEST_LOG: "off" },
+      }),
+    );
+  }
+  const [a, b] = servers as [LocalServer, LocalServer];
+  for (const s of servers) for (let i = 0; i < WARMUP_PAIRS; i++) await pair(s);
+  const total = new Map(servers.map((s) => [s, { cpuMs: 0, wallMs: 0, requests: 0 }]));
+  for (let block = 0; block < blocks; block++) {
+    for (const s of block % 2 === 0 ? [a, b] : [b, a]) {
+      const cpu = cpuMs(s);
+      const started = performance.now();
+      for (let i = 0; i < PAIRS_PER_BLOCK; i++) await pair(s);
+      const t = total.get(s);
+      if (t === undefined) throw new Error("unknown server");
+      t.wallMs += performance.now() - started;
+      t.cpuMs += cpuMs(s) - cpu;
+      t.requests += 2 * PAIRS_PER_BLOCK;
+    }
+  }
+  const [ta, tb] = servers.map((s) => total.get(s)) as [
+    { cpuMs: number; wallMs: number; requests: number },
+    { cpuMs: number; wallMs: number; requests: number },
+  ];
+  const fmt = (n: number) => n.toFixed(3);
+  console.log(
+    `${blocks} blocks of ${PAIRS_PER_BLOCK} acquire + release pairs each, interleaved, direct path`,
+  );
+  for (const [label, rev, t] of [
+    ["A", revA, ta],
+    ["B", revB, tb],
+  ] as const) {
+    console.log(
+      `${label} ${rev}: ${fmt(t.wallMs / t.requests)} ms per request, ${fmt(t.cpuMs / t.requests)} ms workerd CPU per request`,
+    );
+  }
+  console.log(`B ÷ A: time ${fmt(tb.wallMs / ta.wallMs)}, workerd CPU ${fmt(tb.cpuMs / ta.cpuMs)}`);
+} finally {
+  for (const s of servers) await s.stop();
+  for (const dir of worktrees) {
+    execFileSync("git", ["worktree", "remove", "--force", dir], { cwd: ROOT_DIR, stdio: "ignore" });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
