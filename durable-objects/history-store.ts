@@ -35,8 +35,8 @@ CREATE TABLE IF NOT EXISTS lock_event (
 /**
  * The rows past the bounds are deleted when the newest row id reaches another multiple of this (and on the
  * first write of each incarnation of the object), not on every write:
- * a delete at the table's old end dirties pages of its own in each commit, which cost about 15% of the
- * lock object's CPU per acquire or release (measured; see bench/RESULTS.md). Between sweeps the table holds
+ * a delete at the table's old end dirties pages of its own in each commit, which cost about 7% of workerd's
+ * CPU per acquire or release (`npm run bench:ab`; bench/RESULTS.md). Between sweeps the table holds
  * up to SWEEP_EVERY - 1 rows more than HISTORY_MAX_EVENTS, which no read shows.
  */
 export const SWEEP_EVERY = 64;

@@ -1,6 +1,6 @@
 /**
  * Setting a header on the answer after `next()`, as the request-id, no-store and insecure-mode middlewares do.
- * Hono's `c.header` copies the whole Response once it is final, once per call: three copies on every answer.
+ * Hono's `c.header` copies the whole Response once it is final, once per call: up to four per /v1 answer.
  * Every answer this app builds (`c.json`, `c.body`, problems) has mutable headers, so they are set in place;
  * only a Response from elsewhere (a `fetch`), whose headers are immutable, is copied, through Hono.
  */
