@@ -160,10 +160,11 @@ async function startOnce(o: LocalServerOptions): Promise<LocalServer> {
     await untilHealthy(server.url, () => ended, o.readyTimeoutMs ?? 60_000);
   } catch (err) {
     await server.stop();
-    const log = readFileSync(logFile, "utf8");
+    const bytes = readFileSync(logFile);
     const message = `${o.path} server (${config}): ${(err as Error).message}`;
-    const clash = /Address already in use|EADDRINUSE/.test(log.slice(logStart));
-    const tail = log.split("\n").slice(-40).join("\n");
+    // Only this attempt's output: the file may hold earlier runs' (a restart on the same state appends).
+    const clash = /Address already in use|EADDRINUSE/.test(bytes.subarray(logStart).toString("utf8"));
+    const tail = bytes.toString("utf8").split("\n").slice(-40).join("\n");
     throw new (clash ? PortClash : Error)(`${message}\n${logFile}:\n${tail}`);
   }
   return server;
