@@ -5,18 +5,18 @@
  * acquire + release pairs against A and B in interleaved blocks (ABBA order), so both see the same noise on
  * this shared machine. Prints, per revision, the time and workerd's CPU (user + system, from /proc) per
  * request, and B ÷ A. CPU per request is the steadier figure: the contended scenarios are CPU-bound here.
- * Linux only (reads /proc). Prints figures; asserts nothing.
+ * Both revisions run with this checkout's node_modules (and its launcher), so compare revisions with the same
+ * dependencies. Linux only (reads /proc). Prints figures; asserts nothing.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type LocalServer, processTree, ROOT_DIR, startLocalServer } from "./local-server.ts";
+import { type LocalServer, ROOT_DIR, startLocalServer } from "./local-server.ts";
 
 const PAIRS_PER_BLOCK = 250;
 const WARMUP_PAIRS = 300;
-const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -28,18 +28,6 @@ if (revA === undefined || revB === undefined) {
   process.exit(64);
 }
 const blocks = Number(values.blocks);
-
-/** workerd CPU time (ms) of the server so far. */
-function cpuMs(server: LocalServer): number {
-  let ticks = 0;
-  for (const p of processTree(server.pid)) {
-    if (p.comm !== "workerd") continue;
-    const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
-  }
-  return (ticks * 1000) / CLOCK_TICKS_PER_S;
-}
 
 async function post(url: string, body: unknown): Promise<{ leaseId: string }> {
   const res = await fetch(url, {
@@ -78,13 +66,13 @@ try {
   const total = new Map(servers.map((s) => [s, { cpuMs: 0, wallMs: 0, requests: 0 }]));
   for (let block = 0; block < blocks; block++) {
     for (const s of block % 2 === 0 ? [a, b] : [b, a]) {
-      const cpu = cpuMs(s);
+      const cpu = s.cpuMs();
       const started = performance.now();
       for (let i = 0; i < PAIRS_PER_BLOCK; i++) await pair(s);
       const t = total.get(s);
       if (t === undefined) throw new Error("unknown server");
       t.wallMs += performance.now() - started;
-      t.cpuMs += cpuMs(s) - cpu;
+      t.cpuMs += s.cpuMs() - cpu;
       t.requests += 2 * PAIRS_PER_BLOCK;
     }
   }

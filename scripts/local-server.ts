@@ -58,6 +58,8 @@ export interface LocalServer {
   readonly pid: number;
   /** Resident memory of every workerd beneath the server (one on the direct path, two under wrangler dev). */
   rss(): ProcessRss[];
+  /** CPU time (user + system, ms) the workerd processes beneath the server have used so far; Linux only. */
+  cpuMs(): number;
   /**
    * SIGKILLs the process tree, leaves first, and resolves once all of it is reaped. No graceful shutdown:
    * committed state is on disk (SQLite), and it is the harshest restart, which chaos wants anyway.
@@ -147,6 +149,7 @@ async function startOnce(o: LocalServerOptions): Promise<LocalServer> {
     logFile,
     pid: child.pid ?? -1,
     rss: () => treeRss(child.pid ?? -1, "workerd"),
+    cpuMs: () => treeCpuMs(child.pid ?? -1, "workerd"),
     stop: async () => {
       if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
         // What the runtime logs after this line ("crashed … being restarted") is the kill, not a fault.
@@ -263,7 +266,11 @@ export interface ProcStat {
   state: string;
   ppid: number;
   pgrp: number;
+  /** CPU time used so far, user + system, in ms. */
+  cpuMs: number;
 }
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ: the unit of /proc/<pid>/stat's times on Linux
 
 /** One process's name and parent from /proc; a zombie still has one until it is reaped. */
 function readStat(pid: number): ProcStat | null {
@@ -272,7 +279,15 @@ function readStat(pid: number): ProcStat | null {
     const close = stat.lastIndexOf(")");
     const fields = stat.slice(close + 2).split(" ");
     const comm = stat.slice(stat.indexOf("(") + 1, close);
-    return { pid, comm, state: fields[0] ?? "", ppid: Number(fields[1]), pgrp: Number(fields[2]) };
+    const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
+    return {
+      pid,
+      comm,
+      state: fields[0] ?? "",
+      ppid: Number(fields[1]),
+      pgrp: Number(fields[2]),
+      cpuMs: (ticks * 1000) / CLOCK_TICKS_PER_S,
+    };
   } catch {
     return null;
   }
@@ -321,9 +336,17 @@ export function rssMiB(pid: number): number | null {
   }
 }
 
-/** RSS of every process named `comm` under `root` (e.g. the workerd runtimes under a server). */
+/** The processes named `comm` under `root` (e.g. the workerd runtimes under a server), or all of them. */
+function namedIn(root: number, comm?: string): ProcStat[] {
+  return processTree(root).filter((p) => comm === undefined || p.comm === comm);
+}
+
+/** CPU time (ms) used so far by every process named `comm` under `root`. */
+export function treeCpuMs(root: number, comm?: string): number {
+  return namedIn(root, comm).reduce((sum, p) => sum + p.cpuMs, 0);
+}
+
+/** RSS of every process named `comm` under `root`. */
 export function treeRss(root: number, comm?: string): ProcessRss[] {
-  return processTree(root)
-    .filter((p) => comm === undefined || p.comm === comm)
-    .map((p) => ({ pid: p.pid, comm: p.comm, rssMiB: rssMiB(p.pid) }));
+  return namedIn(root, comm).map((p) => ({ pid: p.pid, comm: p.comm, rssMiB: rssMiB(p.pid) }));
 }
