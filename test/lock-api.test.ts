@@ -271,6 +271,24 @@ describe("waiting", () => {
     await release(name, b);
     expect((await c.answer).body.token).toBe(3);
   });
+
+  it("keeps the queue's order across restarts when no other change followed the last waiters in", async () => {
+    // Queuing writes only the waiter's row, so the lock's stored state says nothing of the places handed
+    // out since its last grant: a restart must still put a newcomer behind every stored waiter.
+    const name = lockName("restart-order");
+    const holder = await acquire(name, { ttlMs: 10_000 });
+    const b = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "b", leaseId: leaseId("b") }, 1);
+    const c = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "c", leaseId: leaseId("c") }, 2);
+    await abortAllDurableObjects();
+    await Promise.all([b.answer, c.answer]);
+    const d = await queued(name, { ttlMs: 10_000, waitMs: 20_000, owner: "d" }, 3);
+    await abortAllDurableObjects();
+    expect((await d.answer).status).toBe(503);
+    const { queue } = (await inspect(name)).body as { queue: { owner: string }[] };
+    expect(queue.map((w) => w.owner)).toEqual(["b", "c", "d"]);
+    await release(name, holder.body.leaseId);
+    expect((await inspect(name)).body).toMatchObject({ holders: [{ owner: "b" }] });
+  });
 });
 
 describe("expiry and fencing", () => {
