@@ -7,12 +7,13 @@
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
+import { postJson } from "../http.mjs";
 import { summarize } from "../stats.mjs";
 import { countedRedis } from "../systems/redis.mjs";
 import { handoffPause } from "./handoff.mjs";
 
 const WARMUP = 10;
-const BODY = JSON.stringify({ ttlMs: 10_000, leaseId: "floor-floor-floor-floor" });
+const BODY_VALUE = { ttlMs: 10_000, leaseId: "floor-floor-floor-floor" };
 
 /** `count` calls one after the other, each timed; `pause` (untimed) runs before each. */
 async function timeSequential(count, call, pause = async () => {}) {
@@ -29,13 +30,8 @@ async function timeSequential(count, call, pause = async () => {}) {
 
 function post(url, headers = {}) {
   return async () => {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...headers },
-      body: BODY,
-    });
-    if (!res.ok) throw new Error(`${url}: ${res.status}`);
-    await res.arrayBuffer();
+    const { status } = await postJson(url, BODY_VALUE, headers);
+    if (status < 200 || status > 299) throw new Error(`${url}: ${status}`);
   };
 }
 

@@ -1,26 +1,13 @@
 /**
- * edgelock over raw HTTP (Node's global fetch keeps connections alive), not the client library: one
+ * edgelock over raw HTTP (bench/http.mjs: Node's http, connections kept alive), not the client library: one
  * acquire request with `waitMs` (held open by the lock object and answered on hand-off), one release.
  * A wait longer than one request's cap (`maxWaitMs`, default the server's MAX_WAIT_MS) re-polls with the same
  * leaseId as docs/api.md "Waiting" says: `repoll: true` on every request but the last, and the next request
  * at once when a 409 has `position`. `repoll: false` drops the promise (the bench's control for overtakes).
  */
 import { randomBytes } from "node:crypto";
-import diagnostics from "node:diagnostics_channel";
 import { MAX_WAIT_MS } from "../../client/src/protocol.ts";
-
-/**
- * When each tagged request's body left this process (epoch ms), from undici's diagnostics channel: the
- * moment an acquire took its place in line, as near as a client can see it. Timing the call's start
- * instead counted up to 19 ms of client-side delay before the request left (RESULTS.md, "Overtakes").
- */
-const TAG = "x-bench-request";
-const bodySentAt = new Map();
-diagnostics.subscribe("undici:request:bodySent", ({ request }) => {
-  const headers = Array.isArray(request.headers) ? request.headers : [];
-  const at = headers.indexOf(TAG);
-  if (at >= 0 && at % 2 === 0) bodySentAt.set(headers[at + 1], performance.timeOrigin + performance.now());
-});
+import { postJson } from "../http.mjs";
 
 /** 409s that say "not yet" (docs/api.md): re-poll while the wait lasts. Any other answer is a bench bug. */
 export const BUSY = new Set(["lock_held", "waiters_ahead", "lock_delay"]);
@@ -34,17 +21,10 @@ export function createEdgelock({
   repoll = true,
 }) {
   const stats = { requests: 0, repolls: 0 };
-  const base = { "content-type": "application/json", ...headers };
 
-  async function post(name, op, body, tag) {
+  async function post(name, op, body) {
     stats.requests++;
-    const res = await fetch(`${url}/v1/locks/${encodeURIComponent(name)}/${op}`, {
-      method: "POST",
-      headers: tag === undefined ? base : { ...base, [TAG]: tag },
-      body: JSON.stringify(body),
-    });
-    const json = await res.json();
-    return { status: res.status, json };
+    return postJson(`${url}/v1/locks/${encodeURIComponent(name)}/${op}`, body, headers);
   }
 
   return {
@@ -56,7 +36,6 @@ export function createEdgelock({
      */
     async acquire(name, { ttlMs, waitMs = 0 }) {
       let leaseId = randomBytes(12).toString("base64url");
-      const tag = leaseId;
       let requestedAt;
       const deadline = Date.now() + waitMs;
       for (let first = true; ; first = false) {
@@ -65,11 +44,8 @@ export function createEdgelock({
         const body = { ttlMs, waitMs: wait, leaseId };
         if (repoll && left > wait) body.repoll = true;
         if (!first) stats.repolls++;
-        const { status, json } = await post(name, "acquire", body, first ? tag : undefined);
-        if (first) {
-          requestedAt = bodySentAt.get(tag);
-          bodySentAt.delete(tag);
-        }
+        const { status, json, sentAt } = await post(name, "acquire", body);
+        if (first) requestedAt = sentAt;
         if (status === 200) {
           return { name, leaseId, token: json.token, expiresAt: json.expiresAt, requestedAt };
         }
