@@ -39,7 +39,7 @@ const FULL = {
   uncontendedPairs: 1000,
   contendedProcesses: [2, 4],
   /** Enough sections that one scheduler hiccup on this shared VM does not decide the rate (40 did: ±30%). */
-  contendedRounds: 100,
+  contendedRounds: 250,
   /** The waits-past-the-cap runs (CAPPED): 50 ms sections, so fewer rounds give as many re-polls. */
   cappedRounds: 40,
   handoffs: 40,
