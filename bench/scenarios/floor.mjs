@@ -59,6 +59,15 @@ export async function workerdFloor(url, { floorRequests, floorPausedRequests }, 
 }
 
 /**
+ * The write + setAlarm floor alone, back to back on a fresh object: what issue 16's P=4 bound is made of,
+ * taken again right before each of the runs it bounds (run.mjs, `boundRuns`).
+ */
+export async function writeAlarmFloor(url, { floorRequests }) {
+  const object = `floor-${randomBytes(4).toString("hex")}`;
+  return timeSequential(floorRequests, post(`${url}/do/${object}/writeAlarm`));
+}
+
+/**
  * The platform's share of scenario 5: one write on each of `count` fresh Durable Objects, `inFlight` at a
  * time. Creating an object (locally: a new SQLite file) is most of what many-locks measures.
  */
