@@ -67,40 +67,29 @@ export class HistoryWriter {
   /** Inserts `events`, inside the caller's transaction, and drops what falls outside the bounds. */
   write(sql: SqlStorage, events: readonly NewLockEvent[], now: number): void {
     let last = 0;
-    // The events of a step go in with one statement (a hand-off's release and grant: one, not two), in
-    // their order; only a renewal, which may replace an older row, goes in on its own.
-    let batch: NewLockEvent[] = [];
-    const flush = () => {
-      if (batch.length > 0) last = insert(sql, batch);
-      batch = [];
-    };
     for (const e of events) {
-      if (e.kind !== "renewed" || e.token === null) {
-        batch.push(e);
-        if (e.token !== null && e.holdCount === 0) this.#renewals.delete(e.token);
-        continue;
-      }
-      flush();
       let renewals = e.renewals;
-      const previous = this.#renewals.get(e.token);
-      if (previous !== undefined) {
-        // Checked against the row itself: it may have been dropped by the bounds since.
-        const row = sql
-          .exec<Row>(
-            "SELECT renewals FROM lock_event WHERE id = ? AND kind = 'renewed' AND token = ?",
-            previous,
-            e.token,
-          )
-          .toArray()[0];
-        if (row !== undefined) {
-          sql.exec("DELETE FROM lock_event WHERE id = ?", previous);
-          renewals = Number(row.renewals) + (e.renewals ?? 1);
+      if (e.kind === "renewed" && e.token !== null) {
+        const previous = this.#renewals.get(e.token);
+        if (previous !== undefined) {
+          // Checked against the row itself: it may have been dropped by the bounds since.
+          const row = sql
+            .exec<Row>(
+              "SELECT renewals FROM lock_event WHERE id = ? AND kind = 'renewed' AND token = ?",
+              previous,
+              e.token,
+            )
+            .toArray()[0];
+          if (row !== undefined) {
+            sql.exec("DELETE FROM lock_event WHERE id = ?", previous);
+            renewals = Number(row.renewals) + (e.renewals ?? 1);
+          }
         }
       }
-      last = insert(sql, [{ ...e, renewals }]);
-      this.#renewals.set(e.token, last);
+      last = insert(sql, { ...e, renewals });
+      if (e.kind === "renewed" && e.token !== null) this.#renewals.set(e.token, last);
+      else if (e.token !== null && e.holdCount === 0) this.#renewals.delete(e.token);
     }
-    flush();
     // A coalesced renewal may take the newest id again: the multiple is then the same, and nothing is swept.
     const multiple = Math.floor(last / SWEEP_EVERY);
     if (last === 0 || multiple === this.#swept) return;
@@ -114,30 +103,26 @@ export class HistoryWriter {
   }
 }
 
-/** Inserts `events` in their order with one statement; resolves the newest row's id. */
-function insert(sql: SqlStorage, events: readonly NewLockEvent[]): number {
-  const rows = sql
+function insert(sql: SqlStorage, e: NewLockEvent): number {
+  const row = sql
     .exec<Row>(
       `INSERT INTO lock_event (at, kind, owner, token, mode, permits, hold_count, wait_ms, hold_ms, expires_at,
-       renewals, ended_by) VALUES ${events.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}
-       RETURNING id`,
-      ...events.flatMap((e) => [
-        e.at,
-        e.kind,
-        e.owner,
-        e.token,
-        e.mode,
-        e.permits,
-        e.holdCount,
-        e.waitMs,
-        e.holdMs,
-        e.expiresAt,
-        e.renewals,
-        e.by,
-      ]),
+       renewals, ended_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+      e.at,
+      e.kind,
+      e.owner,
+      e.token,
+      e.mode,
+      e.permits,
+      e.holdCount,
+      e.waitMs,
+      e.holdMs,
+      e.expiresAt,
+      e.renewals,
+      e.by,
     )
-    .toArray();
-  return rows.reduce((newest, r) => Math.max(newest, Number(r.id)), 0);
+    .one();
+  return Number(row.id);
 }
 
 /**
