@@ -12,7 +12,12 @@ import { summarize } from "../stats.mjs";
 import { countedRedis } from "../systems/redis.mjs";
 import { handoffPause } from "./handoff.mjs";
 
-const WARMUP = 10;
+/**
+ * Unmeasured calls before each timed sequence. A fresh workerd runs its first few hundred requests slower
+ * (RESULTS.md, "Warm-up"); with 10, the first sequence on a fresh floor server read its write + setAlarm
+ * floor 10–20% above the same server's later (RESULTS.md, "The P=4 bound, taken beside its runs").
+ */
+const WARMUP = 200;
 const BODY_VALUE = { ttlMs: 10_000, leaseId: "floor-floor-floor-floor" };
 
 /** `count` calls one after the other, each timed; `pause` (untimed) runs before each. */
