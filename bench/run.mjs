@@ -148,14 +148,17 @@ const PATHS = [
  * from the floor taken at the path's start compared two figures a few minutes apart on a VM whose speed
  * drifts by more than the target's margin (RESULTS.md, "The P=4 bound, taken beside its runs").
  */
-async function boundRuns(spec, floorUrl) {
+async function boundRuns(spec, floorServer, server) {
   const runs = [];
   for (let i = 0; i < params.boundRuns; i++) {
     log(`${spec.label}: P=4 beside its floor, ${i + 1} of ${params.boundRuns}`);
-    const floor = await writeAlarmFloor(floorUrl, params);
-    const run = await contended(spec, params, 4, tmp);
+    const floor = await writeAlarmFloor(floorServer.url, params, () => floorServer.cpuMs());
+    const run = await contended(spec, params, 4, tmp, { serverCpuMs: () => server.cpuMs() });
     runs.push({
       writeAlarmP50: floor.p50,
+      // workerd's CPU: what the section costs the server, against what the floor's call costs it.
+      writeAlarmCpuMs: floor.serverCpuMsPerCall,
+      serverCpuMsPerSection: run.serverCpuMsPerSection,
       sectionsPerSec: run.sectionsPerSec,
       lostUpdates: run.lostUpdates,
       overtakes: run.overtakes,
@@ -205,7 +208,7 @@ async function edgelockRuns(results) {
       ? await suite(p.http.key, httpSpec, memory, extra, p.sizes, allButMany)
       : null;
     if (http !== null) {
-      http.boundRuns = await boundRuns(httpSpec, floor.url);
+      http.boundRuns = await boundRuns(httpSpec, floor, server);
       results.systems.push(http);
     }
     await stop(floor);

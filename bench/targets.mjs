@@ -102,6 +102,9 @@ export function checkTargets(results, key) {
   // The target: the median over the runs taken beside their own floor (run.mjs, `boundRuns`).
   const besideRatios = beside.map((r) => ratio(r.sectionsPerSec, boundOf(r.writeAlarmP50)));
   const p4Ratio = besideRatios.length > 0 ? median(besideRatios) : ratio(p4?.sectionsPerSec, bound);
+  const cpuRatios = beside
+    .map((r) => ratio(r.serverCpuMsPerSection, r.writeAlarmCpuMs && 2 * r.writeAlarmCpuMs))
+    .filter((r) => r !== null);
   const cappedOvertakes = sum(promised, (c) => c.overtakes);
   const tuned = find(results, "redlock-tuned");
   const noopDo = results.floor[me.floorPath]?.doNoop?.p50 ?? null;
@@ -147,6 +150,12 @@ export function checkTargets(results, key) {
             16,
             "(context) table 2's P=4 run ÷ the bound from the floor taken at the path's start",
             ratio(p4?.sectionsPerSec, bound),
+            "×",
+          ),
+          info(
+            16,
+            "(context) the same bound in workerd CPU: CPU per section ÷ 2 × the floor's CPU per write + setAlarm (median; ≤ 1.11 would be 0.9×)",
+            cpuRatios.length > 0 ? median(cpuRatios) : null,
             "×",
           ),
         ]

@@ -61,8 +61,17 @@ function overtakes(perProcessGrants, slackMs = 5) {
   return count;
 }
 
-/** `holdMs`: how long each critical section lasts beyond its file read and write (default 0). */
-export async function contended(spec, { contendedRounds: rounds }, processes, tmp, { holdMs = 0 } = {}) {
+/**
+ * `holdMs`: how long each critical section lasts beyond its file read and write (default 0). `serverCpuMs`:
+ * a reading of the server's CPU time so far (LocalServer.cpuMs), to report its CPU per measured section.
+ */
+export async function contended(
+  spec,
+  { contendedRounds: rounds },
+  processes,
+  tmp,
+  { holdMs = 0, serverCpuMs } = {},
+) {
   const name = `counter-${randomBytes(4).toString("hex")}`;
   const counterFile = join(tmp, `${name}.txt`);
   writeFileSync(counterFile, "0");
@@ -72,9 +81,11 @@ export async function contended(spec, { contendedRounds: rounds }, processes, tm
   try {
     for (const w of workers) await w.next(); // ready
     const started = Date.now();
+    const cpuBefore = serverCpuMs?.();
     for (const w of workers) w.child.send("go");
     const results = [];
     for (const w of workers) results.push(await w.next());
+    const cpuAfter = serverCpuMs?.();
     const finished = Math.max(...results.map((r) => r.ends.at(-1) ?? started));
     const sections = results.reduce((s, r) => s + r.ends.length, 0);
     const waits = results.flatMap((r) => r.waits);
@@ -95,6 +106,7 @@ export async function contended(spec, { contendedRounds: rounds }, processes, tm
       perProcess: results.map((r) => r.ends.length),
       requestsPerSection: round2(requests / sections),
       repollsPerSection: round2(repolls / sections),
+      ...(cpuBefore === undefined ? {} : { serverCpuMsPerSection: (cpuAfter - cpuBefore) / sections }),
     };
   } finally {
     for (const w of workers) if (w.child.exitCode === null) w.child.kill();

@@ -65,11 +65,15 @@ export async function workerdFloor(url, { floorRequests, floorPausedRequests }, 
 
 /**
  * The write + setAlarm floor alone, back to back on a fresh object: what issue 16's P=4 bound is made of,
- * taken again right before each of the runs it bounds (run.mjs, `boundRuns`).
+ * taken again right before each of the runs it bounds (run.mjs, `boundRuns`). With `serverCpuMs` (a reading
+ * of the floor server's CPU time so far), also its CPU per call, warm-up calls included.
  */
-export async function writeAlarmFloor(url, { floorRequests }) {
+export async function writeAlarmFloor(url, { floorRequests }, serverCpuMs) {
   const object = `floor-${randomBytes(4).toString("hex")}`;
-  return timeSequential(floorRequests, post(`${url}/do/${object}/writeAlarm`));
+  const cpuBefore = serverCpuMs?.();
+  const latency = await timeSequential(floorRequests, post(`${url}/do/${object}/writeAlarm`));
+  if (cpuBefore === undefined) return latency;
+  return { ...latency, serverCpuMsPerCall: (serverCpuMs() - cpuBefore) / (WARMUP + floorRequests) };
 }
 
 /**
