@@ -272,7 +272,7 @@ export interface ProcStat {
 
 const CLOCK_TICKS_PER_S = 100; // USER_HZ: the unit of /proc/<pid>/stat's times on Linux
 
-/** One process's name and parent from /proc; a zombie still has one until it is reaped. */
+/** One process's name, state, parent, group and CPU time from /proc; a zombie has them until it is reaped. */
 function readStat(pid: number): ProcStat | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -36,3 +36,18 @@ describe("setAnswerHeader", () => {
     expect(res.headers.get("x-after")).toBe("set");
   });
 });
+
+describe("setAnswerHeader on a session's upgrade", () => {
+  it("leaves a 101 answer as the runtime made it, WebSocket and headers", async () => {
+    const { app, built } = appWith(() => {
+      const [client, server] = Object.values(new WebSocketPair());
+      server?.accept();
+      return new Response(null, { status: 101, webSocket: client ?? null });
+    });
+    const res = await app.request("/");
+    expect(res.status).toBe(101);
+    expect(res).toBe(built());
+    expect(res.webSocket).not.toBeNull();
+    expect(res.headers.get("x-after")).toBeNull();
+  });
+});

@@ -62,7 +62,6 @@ app.use(markInsecure());
 app.use(cors());
 app.use("/v1/*", async function noStore(c, next) {
   await next();
-  if (c.res.status === 101) return; // a session's upgrade: its headers are the runtime's
   // Leases carry their holder's secret leaseId: no cache may keep them, no browser may sniff them.
   setAnswerHeader(c, "cache-control", "no-store");
   setAnswerHeader(c, "x-content-type-options", "nosniff");

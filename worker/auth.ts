@@ -82,7 +82,6 @@ export function auth({
 export function markInsecure(): MiddlewareHandler<AppEnv> {
   return async function markInsecure(c, next) {
     await next();
-    if (c.res.status === 101) return; // a session's upgrade: its headers are the runtime's
     if (readSettings(c.env).insecureNoAuth) setAnswerHeader(c, INSECURE_HEADER, "insecure-no-auth");
   };
 }

@@ -30,8 +30,7 @@ export function requestLog(): MiddlewareHandler<AppEnv> {
       (offered !== undefined && REQUEST_ID.test(offered) ? offered : crypto.randomUUID());
     c.set("requestId", requestId);
     await next();
-    // A session's upgrade answers with the runtime's headers.
-    if (c.res.status !== 101) setAnswerHeader(c, REQUEST_ID_HEADER, requestId);
+    setAnswerHeader(c, REQUEST_ID_HEADER, requestId);
     const vars = c.env as unknown as Record<string, unknown>;
     if (vars.EDGELOCK_REQUEST_LOG === "off") return;
     const status = c.res.status;
