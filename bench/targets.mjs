@@ -6,15 +6,17 @@
  * printed, never asserted.
  */
 
+import { percentile, round2 } from "./stats.mjs";
+
 const find = (results, key) => results.systems.find((s) => s.key === key);
 const atP = (system, p) => system?.contended?.find((c) => c.processes === p);
-const ratio = (a, b) => (a == null || b == null || b === 0 ? null : Math.round((a / b) * 100) / 100);
-const round2 = (v) => Math.round(v * 100) / 100;
-const median = (list) => {
-  const sorted = [...list].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : round2((sorted[mid - 1] + sorted[mid]) / 2);
-};
+const ratio = (a, b) => (a == null || b == null || b === 0 ? null : round2(a / b));
+/** The p50 of `list` by nearest rank, as every other p50 of the bench (the middle one of an odd count). */
+const median = (list) =>
+  percentile(
+    [...list].sort((a, b) => a - b),
+    50,
+  );
 const sum = (list, get) => (list.length === 0 ? null : list.reduce((s, x) => s + get(x), 0));
 
 function target(issue, name, value, limit, pass, unit = "") {
