@@ -150,10 +150,24 @@ const PATHS = [
  */
 async function boundRuns(spec, floorServer, server) {
   const runs = [];
+  // The baton (bench/floor/worker.mjs): the same contended counter on a lock with no rules, whose every
+  // section is exactly two write + setAlarm calls, on the floor server. What the platform and this machine
+  // allow a lock at P=4, taken beside edgelock's run, each first in turn.
+  const baton = { kind: "baton", url: floorServer.url, label: "baton" };
   for (let i = 0; i < params.boundRuns; i++) {
-    log(`${spec.label}: P=4 beside its floor, ${i + 1} of ${params.boundRuns}`);
+    log(`${spec.label}: P=4 beside its floor and the baton, ${i + 1} of ${params.boundRuns}`);
     const floor = await writeAlarmFloor(floorServer.url, params, () => floorServer.cpuMs());
-    const run = await contended(spec, params, 4, tmp, { serverCpuMs: () => server.cpuMs() });
+    const lock = () => contended(spec, params, 4, tmp, { serverCpuMs: () => server.cpuMs() });
+    const floorLock = () => contended(baton, params, 4, tmp, { serverCpuMs: () => floorServer.cpuMs() });
+    let run;
+    let batonRun;
+    if (i % 2 === 0) {
+      run = await lock();
+      batonRun = await floorLock();
+    } else {
+      batonRun = await floorLock();
+      run = await lock();
+    }
     runs.push({
       writeAlarmP50: floor.p50,
       // workerd's CPU: what the section costs the server, against what the floor's call costs it.
@@ -163,6 +177,12 @@ async function boundRuns(spec, floorServer, server) {
       lostUpdates: run.lostUpdates,
       overtakes: run.overtakes,
       timeouts: run.timeouts,
+      baton: {
+        sectionsPerSec: batonRun.sectionsPerSec,
+        serverCpuMsPerSection: batonRun.serverCpuMsPerSection,
+        lostUpdates: batonRun.lostUpdates,
+        overtakes: batonRun.overtakes,
+      },
     });
   }
   return runs;

@@ -104,6 +104,12 @@ export function checkTargets(results, key) {
   // The target: the median over the runs taken beside their own floor (run.mjs, `boundRuns`).
   const besideRatios = beside.map((r) => ratio(r.sectionsPerSec, boundOf(r.writeAlarmP50)));
   const p4Ratio = besideRatios.length > 0 ? median(besideRatios) : ratio(p4?.sectionsPerSec, bound);
+  const batons = beside.filter((r) => r.baton !== undefined);
+  const batonRatios = batons.map((r) => ratio(r.baton.sectionsPerSec, boundOf(r.writeAlarmP50)));
+  const overBaton = batons.map((r) => ratio(r.sectionsPerSec, r.baton.sectionsPerSec));
+  const cpuOverBaton = batons
+    .map((r) => ratio(r.serverCpuMsPerSection, r.baton.serverCpuMsPerSection))
+    .filter((r) => r !== null);
   const cpuRatios = beside
     .map((r) => ratio(r.serverCpuMsPerSection, r.writeAlarmCpuMs && 2 * r.writeAlarmCpuMs))
     .filter((r) => r !== null);
@@ -158,6 +164,26 @@ export function checkTargets(results, key) {
             16,
             "(context) the same bound in workerd CPU: CPU per section ÷ 2 × the floor's CPU per write + setAlarm (median; ≤ 1.11 would be 0.9×)",
             cpuRatios.length > 0 ? median(cpuRatios) : null,
+            "×",
+          ),
+        ]
+      : []),
+    ...(batons.length > 0
+      ? [
+          info(
+            16,
+            "(context) the baton, a lock with no rules (two write + setAlarm per section, bench/floor), at P=4 beside each run: CS/s ÷ the same bound (median; each run)",
+            `${median(batonRatios)}× (${batonRatios.map((r) => `${r}×`).join(", ")}; lost updates ${sum(batons, (r) => r.baton.lostUpdates)})`,
+          ),
+          info(
+            16,
+            "(context) edgelock's CS/s ÷ the baton's, each pair back to back (median; each run)",
+            `${median(overBaton)}× (${overBaton.map((r) => `${r}×`).join(", ")})`,
+          ),
+          info(
+            16,
+            "(context) edgelock's workerd CPU per section ÷ the baton's (median)",
+            cpuOverBaton.length > 0 ? median(cpuOverBaton) : null,
             "×",
           ),
         ]

@@ -3,6 +3,7 @@
  * workers construct the same thing. Every system has the same shape:
  * `{ label, stats: { requests }, acquire(name, { ttlMs, waitMs }) → lease | null, release(lease), close() }`.
  */
+import { createBaton } from "./baton.mjs";
 import { createEdgelock } from "./edgelock.mjs";
 import { createEdgelockSession } from "./edgelock-session.mjs";
 import { createEtcd } from "./etcd.mjs";
@@ -11,6 +12,8 @@ import { createRedlock } from "./redlock.mjs";
 
 export async function makeSystem(spec) {
   switch (spec.kind) {
+    case "baton":
+      return createBaton(spec);
     case "edgelock":
       return createEdgelock(spec);
     case "edgelock-session":
