@@ -44,7 +44,7 @@ const FULL = {
    * Issue 16's P=4 bound: this many contended runs at P=4 on each HTTP path, each right after the path's
    * write + setAlarm floor is taken again; the target is the median of their ratios (RESULTS.md says why).
    */
-  boundRuns: 3,
+  boundRuns: 5,
   /** The waits-past-the-cap runs (CAPPED): 50 ms sections, so fewer rounds give as many re-polls. */
   cappedRounds: 40,
   handoffs: 40,
