@@ -147,6 +147,7 @@ const contendedRow = (label, c) => [
   c.maxOverMeanWait,
   c.jain,
   c.overtakes,
+  c.overtakesAtLock ?? "–",
   c.requestsPerSection,
   c.timeouts,
 ];
@@ -163,6 +164,7 @@ const CONTENDED_HEADERS = [
   "max/mean",
   "Jain",
   "overtakes",
+  "at the lock",
   "requests/CS",
   "timeouts",
 ];

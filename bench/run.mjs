@@ -176,6 +176,7 @@ async function boundRuns(spec, floorServer, server) {
       sectionsPerSec: run.sectionsPerSec,
       lostUpdates: run.lostUpdates,
       overtakes: run.overtakes,
+      overtakesAtLock: run.overtakesAtLock,
       timeouts: run.timeouts,
       baton: {
         sectionsPerSec: batonRun.sectionsPerSec,

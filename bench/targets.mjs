@@ -85,14 +85,31 @@ export function checkTargets(results, key) {
   const beside = me.boundRuns ?? [];
   const runs = [...(me.contended ?? []), ...beside, ...promised, ...control];
   const lost = sum(runs, (c) => c.lostUpdates);
-  const overtakes = sum([...(me.contended ?? []), ...beside], (c) => c.overtakes);
+  // Overtakes at the lock, by its clock and tokens, where every grant of a run says when it reached the
+  // lock; on the wire (sent > 5 ms earlier, granted later) for context, and where a run does not say.
+  const fifoRuns = [...(me.contended ?? []), ...beside];
+  const overtakes = sum(fifoRuns, (c) => c.overtakesAtLock ?? c.overtakes);
+  const onTheWire = sum(fifoRuns, (c) => c.overtakes);
+  const wireRow = (issue) =>
+    info(
+      issue,
+      "(context) the same runs' overtakes on the wire: grants ahead of a request sent > 5 ms earlier, which includes requests delivered to the lock late",
+      onTheWire,
+    );
   const cap = capped[0]?.maxWaitMs;
 
   if (key === "edgelock-session") {
     return [
       ...handoffFloor(12, handoff, f, 1.2),
       target(12, "contended: 0 lost updates", lost, 0, lost === 0),
-      target(12, "contended: 0 overtakes", overtakes, 0, overtakes === 0),
+      target(
+        12,
+        "contended: 0 overtakes at the lock (out of the order requests reached it)",
+        overtakes,
+        0,
+        overtakes === 0,
+      ),
+      wireRow(12),
       ...aheadOfEtcd(me, etcd),
     ];
   }
@@ -119,7 +136,14 @@ export function checkTargets(results, key) {
   return [
     ...aheadOfEtcd(me, etcd),
     target(16, "contended: 0 lost updates (every contended run of this path)", lost, 0, lost === 0),
-    target(16, "contended: 0 overtakes (waits within one request)", overtakes, 0, overtakes === 0),
+    target(
+      16,
+      "contended: 0 overtakes at the lock (out of the order requests reached it; waits within one request)",
+      overtakes,
+      0,
+      overtakes === 0,
+    ),
+    wireRow(16),
     ...(capped.length === 0
       ? []
       : [

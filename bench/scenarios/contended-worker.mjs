@@ -29,7 +29,8 @@ async function run({ spec, name, rounds, counterFile, holdMs = 0 }) {
   await new Promise((resolve) => process.once("message", resolve));
   const waits = [];
   const ends = [];
-  const grants = []; // [requested, granted] in epoch ms, comparable across processes
+  // [requested, granted] in epoch ms, comparable across processes, then [reached the lock, token] by the lock.
+  const grants = [];
   const epoch = () => performance.timeOrigin + performance.now();
   let timeouts = 0;
   system.stats.requests = 0;
@@ -44,7 +45,7 @@ async function run({ spec, name, rounds, counterFile, holdMs = 0 }) {
     }
     waits.push(performance.now() - asked);
     // In line from when the request left (systems that know it), else from the call's start (pollers).
-    grants.push([lease.requestedAt ?? askedAt, epoch()]);
+    grants.push([lease.requestedAt ?? askedAt, epoch(), lease.reachedAt ?? null, lease.token ?? null]);
     const value = Number(readFileSync(counterFile, "utf8"));
     // Between the read and the write: a second holder in this window would lose an update.
     if (holdMs > 0) await sleep(holdMs);

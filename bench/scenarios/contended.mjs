@@ -62,6 +62,26 @@ function overtakes(perProcessGrants, slackMs = 5) {
 }
 
 /**
+ * Grants out of the order their requests reached the lock: a lease whose fencing token is below that of
+ * another process's lease whose request reached the lock at least 1 ms earlier, both by the lock itself
+ * (`lease.reachedAt`, its clock: expiresAt − validForMs; the token, its grant order). The count on the wire
+ * (`overtakes`) also counts a request that the network or the server's ingress delivered late: a request
+ * sent 6.7 ms before another reached the lock 1 ms after it in a run on 2026-12-03 (RESULTS.md, "Overtakes
+ * on the wire and at the lock"). Null when a grant does not say (not edgelock, or a wait that re-polled).
+ */
+function overtakesAtLock(perProcessGrants) {
+  const all = perProcessGrants.flatMap((grants, p) =>
+    grants.map(([, , reached, token]) => ({ p, reached, token })),
+  );
+  if (all.some((g) => g.reached === null || g.token === null)) return null;
+  let count = 0;
+  for (const a of all) {
+    if (all.some((b) => b.p !== a.p && b.reached < a.reached && b.token > a.token)) count++;
+  }
+  return count;
+}
+
+/**
  * `holdMs`: how long each critical section lasts beyond its file read and write (default 0). `serverCpuMs`:
  * a reading of the server's CPU time so far (LocalServer.cpuMs), to report its CPU per measured section.
  */
@@ -103,6 +123,7 @@ export async function contended(
       maxOverMeanWait: wait.mean > 0 ? round2(wait.max / wait.mean) : null,
       jain: windowedJain(results.map((r) => r.ends)),
       overtakes: overtakes(results.map((r) => r.grants)),
+      overtakesAtLock: overtakesAtLock(results.map((r) => r.grants)),
       perProcess: results.map((r) => r.ends.length),
       requestsPerSection: round2(requests / sections),
       repollsPerSection: round2(repolls / sections),

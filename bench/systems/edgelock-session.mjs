@@ -82,7 +82,15 @@ export function createEdgelockSession({ url, apiKey, label = "edgelock session" 
       stats.requests++;
       const { reply: answer, sentAt } = await session.call({ type: "acquire", ttlMs, waitMs, leaseId });
       if (answer.type === "granted") {
-        return { name, leaseId, token: answer.token, expiresAt: answer.expiresAt, requestedAt: sentAt };
+        const reachedAt = answer.expiresAt - answer.validForMs; // when the frame reached the lock, by its clock
+        return {
+          name,
+          leaseId,
+          token: answer.token,
+          expiresAt: answer.expiresAt,
+          requestedAt: sentAt,
+          reachedAt,
+        };
       }
       // A wait that ran out is answered with the 409 that says what still blocks it.
       if (answer.type === "error" && BUSY.has(answer.code)) return null;

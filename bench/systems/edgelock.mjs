@@ -32,7 +32,8 @@ export function createEdgelock({
     stats,
     /**
      * Resolves the lease, or null when `waitMs` ran out first. `requestedAt`: when the first request of
-     * this acquire left the client (epoch ms), the time the bench's overtake count goes by.
+     * this acquire left the client (epoch ms), the time the bench's overtake count on the wire goes by;
+     * `reachedAt`: when it reached the lock, by the lock's clock, which the count at the lock goes by.
      */
     async acquire(name, { ttlMs, waitMs = 0 }) {
       let leaseId = randomBytes(12).toString("base64url");
@@ -47,7 +48,10 @@ export function createEdgelock({
         const { status, json, sentAt } = await post(name, "acquire", body);
         if (first) requestedAt = sentAt;
         if (status === 200) {
-          return { name, leaseId, token: json.token, expiresAt: json.expiresAt, requestedAt };
+          // When the answered request reached the lock, by its clock (docs/api.md, `validForMs`): for a
+          // wait within one request, when this waiter took its place. A re-poll's is not, so none then.
+          const reachedAt = first ? json.expiresAt - json.validForMs : undefined;
+          return { name, leaseId, token: json.token, expiresAt: json.expiresAt, requestedAt, reachedAt };
         }
         const busy = (status === 409 && BUSY.has(json.code)) || status === 503;
         if (!busy) throw new Error(`acquire ${name}: ${status} ${json.code}`);
