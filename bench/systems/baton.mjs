@@ -2,7 +2,7 @@
  * The baton of the floor Worker (bench/floor/worker.mjs) as a lock system: the least a lock can do per
  * critical section on workerd (two write + setAlarm calls, the grant riding on the release's commit), over
  * the same HTTP client as edgelock's. Not a lock anyone should use: no TTL, no fencing, in-memory queue.
- * It is the contended counter's platform floor, what edgelock's P=2 and P=4 figures are read against.
+ * It is the contended counter's platform floor, what edgelock's P=4 figure is read against.
  */
 import { randomBytes } from "node:crypto";
 import { postJson } from "../http.mjs";
