@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BENCH_DIR } from "../config.mjs";
+import { overtakesAtLock, overtakesOnTheWire } from "../fifo.ts";
 import { round2, summarize, windowedJain } from "../stats.mjs";
 
 const WORKER = join(BENCH_DIR, "scenarios/contended-worker.mjs");
@@ -38,47 +39,6 @@ function startWorker(job) {
   };
   child.send(job);
   return { child, next };
-}
-
-/**
- * Grants that overtook a request another process had made more than `slackMs` earlier: 0 for a FIFO
- * lock (the slack absorbs the client-to-server skew of near-simultaneous requests). "Made" is when the
- * request that took the waiter's place left the client, where the system says (`lease.requestedAt`: an
- * edgelock HTTP body sent, a session frame sent, etcd's put), else when the acquire call began. A wait
- * that re-polls past the per-request cap counts from its first request, because it promised each re-poll
- * (`repoll: true`) and so keeps its turn (docs/api.md "Waiting").
- * A client that does not promise has no turn between its requests (the lock is work-conserving), so its
- * overtakes are the rules working, not a fault: the bench runs such a client only as a control.
- */
-function overtakes(perProcessGrants, slackMs = 5) {
-  const all = perProcessGrants.flatMap((grants, p) =>
-    grants.map(([asked, granted]) => ({ p, asked, granted })),
-  );
-  let count = 0;
-  for (const a of all) {
-    if (all.some((b) => b.p !== a.p && b.asked + slackMs < a.asked && b.granted > a.granted)) count++;
-  }
-  return count;
-}
-
-/**
- * Grants out of the order their requests reached the lock: a lease whose fencing token is below that of
- * another process's lease whose request reached the lock at least 1 ms earlier, both by the lock itself
- * (`lease.reachedAt`, its clock: expiresAt − validForMs; the token, its grant order). The count on the wire
- * (`overtakes`) also counts a request that the network or the server's ingress delivered late: a request
- * sent 6.7 ms before another reached the lock 1 ms after it in a run on 2026-12-03 (RESULTS.md, "Overtakes
- * on the wire and at the lock"). Null when a grant does not say (not edgelock, or a wait that re-polled).
- */
-function overtakesAtLock(perProcessGrants) {
-  const all = perProcessGrants.flatMap((grants, p) =>
-    grants.map(([, , reached, token]) => ({ p, reached, token })),
-  );
-  if (all.some((g) => g.reached === null || g.token === null)) return null;
-  let count = 0;
-  for (const a of all) {
-    if (all.some((b) => b.p !== a.p && b.reached < a.reached && b.token > a.token)) count++;
-  }
-  return count;
 }
 
 /**
@@ -122,7 +82,7 @@ export async function contended(
       waitSamples: waits.map(round2),
       maxOverMeanWait: wait.mean > 0 ? round2(wait.max / wait.mean) : null,
       jain: windowedJain(results.map((r) => r.ends)),
-      overtakes: overtakes(results.map((r) => r.grants)),
+      overtakes: overtakesOnTheWire(results.map((r) => r.grants)),
       overtakesAtLock: overtakesAtLock(results.map((r) => r.grants)),
       perProcess: results.map((r) => r.ends.length),
       requestsPerSection: round2(requests / sections),
