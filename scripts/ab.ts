@@ -17,6 +17,7 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { postJson } from "../bench/http.mjs";
 import { type LocalServer, ROOT_DIR, startLocalServer } from "./local-server.ts";
 
 const PAIRS_PER_BLOCK = 250;
@@ -37,15 +38,11 @@ const contenders = Number(values.contended);
 const share = contenders === 0 ? PAIRS_PER_BLOCK : Math.ceil(PAIRS_PER_BLOCK / contenders);
 const pairsPerBlock = contenders === 0 ? PAIRS_PER_BLOCK : contenders * share;
 
+/** The bench's own HTTP client (bench/http.mjs: Node's `http`, kept alive), so the client costs what it does there. */
 async function post(url: string, body: unknown): Promise<{ leaseId: string }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const json = (await res.json()) as { leaseId: string };
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
+  const { status, json } = await postJson(url, body);
+  if (status !== 200) throw new Error(`${url}: ${status} ${JSON.stringify(json)}`);
+  return json as { leaseId: string };
 }
 
 async function pair(server: LocalServer, name = "ab", waitMs = 0): Promise<void> {
