@@ -28,7 +28,10 @@ export class FloorObject extends DurableObject {
     return now;
   }
 
-  /** One write plus moving the object's alarm: the most an edgelock acquire or release writes (it moves the alarm only earlier). */
+  /**
+   * One write plus moving the object's alarm: the most an edgelock acquire or release writes (the lock
+   * object moves its alarm only earlier).
+   */
   writeAlarm() {
     const now = this.write();
     void this.ctx.storage.setAlarm(now + 60_000);
